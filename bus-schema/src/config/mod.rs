@@ -1,0 +1,259 @@
+//! The config pair: `oxwrt.toml` (publishable) and `oxwrt.secrets.toml`
+//! (secrets only, mode 0600).
+//!
+//! Loading goes text → [`wire`] structs (serde, unknown fields denied) →
+//! validated [`model`] (every reference resolved, every value parsed), and
+//! reports every finding at once as [`Diagnostic`]s with file, line, column
+//! and TOML path.
+
+mod diag;
+pub mod model;
+mod reference;
+mod secret;
+mod validate;
+pub mod value;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path as FsPath, PathBuf};
+
+pub use diag::{Diagnostic, Diagnostics, Path, Severity, SourceFile};
+pub use reference::reference_markdown;
+pub use secret::{REDACTED, Secret, SecretField};
+pub use validate::BUILTIN_SERVICES;
+
+use validate::{Ctx, Secrets};
+
+/// The schema version this firmware reads and writes.
+pub const CURRENT_VERSION: u32 = 1;
+
+/// Default location of the public file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/oxwrt/oxwrt.toml";
+
+/// File name of the secrets file, beside the public file.
+pub const SECRETS_FILE_NAME: &str = "oxwrt.secrets.toml";
+
+/// Migrations from older schema versions: entry `i` turns a version `i + 1`
+/// document into version `i + 2`. Version 1 is the first, so none exist yet.
+const MIGRATIONS: &[fn(&mut toml::Table)] = &[];
+
+/// A valid config and the warnings found on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated config.
+    pub config: model::Config,
+    /// Findings that do not stop the config from being used.
+    pub warnings: Diagnostics,
+}
+
+/// The secrets file that belongs beside `config`.
+pub fn secrets_path_for(config: &FsPath) -> PathBuf {
+    config.with_file_name(SECRETS_FILE_NAME)
+}
+
+/// Loads and validates the pair from disk. A missing secrets file counts
+/// as empty (a config may reference no secret); a secrets file readable by
+/// group or others is refused.
+pub fn load_files(config: &FsPath, secrets: &FsPath) -> Result<Loaded, Diagnostics> {
+    let public = match std::fs::read_to_string(config) {
+        Ok(text) => SourceFile::new(config.display().to_string(), text),
+        Err(e) => {
+            return Err(Diagnostics(vec![file_error(
+                config,
+                format!("cannot read: {e}"),
+            )]));
+        }
+    };
+    let secrets_src = match read_secrets(secrets) {
+        Ok(Some(text)) => Some(SourceFile::new(secrets.display().to_string(), text)),
+        Ok(None) => None,
+        Err(d) => return Err(Diagnostics(vec![d])),
+    };
+    let secrets_name = secrets.display().to_string();
+    check_pair(&public, secrets_src.as_ref(), &secrets_name)
+}
+
+fn file_error(path: &FsPath, message: String) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        file: path.display().to_string(),
+        position: None,
+        path: String::new(),
+        message,
+    }
+}
+
+/// Reads the secrets file, refusing one that others could read.
+fn read_secrets(path: &FsPath) -> Result<Option<String>, Diagnostic> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(file_error(path, format!("cannot read: {e}"))),
+    };
+    if !meta.is_file() {
+        return Err(file_error(path, "is not a regular file".into()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(file_error(
+            path,
+            format!(
+                "mode {mode:04o} lets other users read secrets; it must be 0600 or 0400 (chmod 600 {})",
+                path.display()
+            ),
+        ));
+    }
+    std::fs::read_to_string(path)
+        .map(Some)
+        .map_err(|e| file_error(path, format!("cannot read: {e}")))
+}
+
+/// Validates a pair held in memory (what configd does with a pushed
+/// candidate). `secrets_name` names the secrets file in messages when
+/// there is none.
+pub fn check_pair(
+    public: &SourceFile,
+    secrets: Option<&SourceFile>,
+    secrets_name: &str,
+) -> Result<Loaded, Diagnostics> {
+    let empty = SourceFile::new(secrets_name, "");
+    let secrets_src = secrets.unwrap_or(&empty);
+    let mut diags = Vec::new();
+    let parsed_secrets = parse_secrets(secrets_src, &mut diags);
+    let wire = parse_public(public, &mut diags);
+    let mut model = None;
+    if let Some(wire) = &wire {
+        let mut ctx = Ctx::new(public, secrets_src, &parsed_secrets, secrets.is_some());
+        model = validate::check(&mut ctx, wire);
+        diags.append(&mut ctx.diags);
+    }
+    // Errors first, then by file and position, so the output reads top-down.
+    diags.sort_by(|a, b| (a.severity, &a.file, a.position).cmp(&(b.severity, &b.file, b.position)));
+    let diags = Diagnostics(diags);
+    match model {
+        Some(config) if !diags.has_errors() => Ok(Loaded {
+            config,
+            warnings: diags,
+        }),
+        _ => Err(diags),
+    }
+}
+
+/// Parses the public file into wire structs after checking its version.
+fn parse_public(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Option<wire::Config> {
+    let mut table: toml::Table = match toml::from_str(src.text()) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(toml_error(src, &e));
+            return None;
+        }
+    };
+    let version = match table.get("version") {
+        None => {
+            diags.push(src.diag_at(
+                Severity::Error,
+                &Path::root(),
+                format!("missing `version = {CURRENT_VERSION}` at the top of the file"),
+            ));
+            return None;
+        }
+        Some(toml::Value::Integer(v)) => *v,
+        Some(_) => {
+            diags.push(src.diag_at(
+                Severity::Error,
+                &Path::root().key("version"),
+                "version must be an integer".into(),
+            ));
+            return None;
+        }
+    };
+    let current = i64::from(CURRENT_VERSION);
+    if version > current || version < 1 {
+        let msg = if version > current {
+            format!(
+                "config version {version} is newer than this firmware understands (up to {CURRENT_VERSION})"
+            )
+        } else {
+            format!("config version {version} does not exist (versions start at 1)")
+        };
+        diags.push(src.diag_at(Severity::Error, &Path::root().key("version"), msg));
+        return None;
+    }
+    let result = if version == current {
+        // The common case keeps spans: parse the text itself.
+        toml::from_str::<wire::Config>(src.text())
+    } else {
+        for migrate in MIGRATIONS
+            .iter()
+            .skip(usize::try_from(version - 1).unwrap_or(0))
+        {
+            migrate(&mut table);
+        }
+        table.insert("version".into(), toml::Value::Integer(current));
+        wire::Config::deserialize_from(table)
+    };
+    result.map_err(|e| diags.push(toml_error(src, &e))).ok()
+}
+
+impl wire::Config {
+    fn deserialize_from(table: toml::Table) -> Result<Self, toml::de::Error> {
+        use serde::Deserialize;
+        Self::deserialize(toml::Value::Table(table))
+            .map_err(|e| <toml::de::Error as serde::de::Error>::custom(e.to_string()))
+    }
+}
+
+fn toml_error(src: &SourceFile, e: &toml::de::Error) -> Diagnostic {
+    let message = e
+        .message()
+        .trim_end_matches('\n')
+        .trim_end_matches('.')
+        .to_string();
+    match e.span() {
+        Some(span) => src.diag_at_span(Severity::Error, span, message),
+        None => src.diag_file(Severity::Error, message),
+    }
+}
+
+/// Parses the secrets file: a flat table of `NAME = "value"`.
+fn parse_secrets(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Secrets {
+    let mut out = Secrets::default();
+    let table: BTreeMap<String, toml::Value> = match toml::from_str(src.text()) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(toml_error(src, &e));
+            return out;
+        }
+    };
+    for (name, value) in table {
+        let path = Path::root().key(&name);
+        if !secret::valid_secret_name(&name) {
+            diags.push(src.diag_at(
+                Severity::Error,
+                &path,
+                "invalid secret name (1-64 letters, digits, '-' or '_')".into(),
+            ));
+            continue;
+        }
+        match value {
+            toml::Value::String(s) => {
+                out.values.insert(name, Secret::new(s));
+            }
+            _ => {
+                diags.push(src.diag_at(Severity::Error, &path, "a secret must be a string".into()))
+            }
+        }
+    }
+    out
+}
+
+/// The JSON Schema of `oxwrt.toml`, for editors (taplo, Even Better TOML).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(wire::Config)).unwrap_or_default()
+}
+
+/// The merged config as TOML with every secret `<redacted>`.
+pub fn dump_redacted(config: &model::Config) -> Result<String, toml::ser::Error> {
+    toml::to_string_pretty(config)
+}

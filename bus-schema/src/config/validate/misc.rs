@@ -1,0 +1,239 @@
+//! `[system]`, `[ntp]`, `[[ddns]]` and `[control]`.
+
+use std::net::IpAddr;
+
+use super::{Ctx, Names, all, object_name};
+use crate::config::diag::Path;
+use crate::config::model::{self, ControlListen, DdnsProvider, Role};
+use crate::config::value::{check_hostname, parse_ed25519_public, parse_ipv4_iface};
+use crate::config::wire::{self, NetworkKind};
+
+pub(super) fn system(ctx: &mut Ctx<'_>, s: &wire::System) -> Option<model::System> {
+    let base = Path::root().key("system");
+    let host = ctx.check(&base.key("hostname"), check_hostname(&s.hostname, false));
+    let domain = ctx.check(&base.key("domain"), check_hostname(&s.domain, true));
+    let tz_ok = !s.timezone.is_empty()
+        && !s.timezone.starts_with('/')
+        && !s
+            .timezone
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        && s.timezone
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b));
+    if !tz_ok {
+        ctx.err(
+            &base.key("timezone"),
+            format!(
+                "invalid time zone {:?} (an IANA name such as Europe/Berlin or UTC)",
+                s.timezone
+            ),
+        );
+    }
+    host?;
+    domain?;
+    tz_ok.then(|| model::System {
+        hostname: s.hostname.clone(),
+        domain: s.domain.clone(),
+        timezone: s.timezone.clone(),
+    })
+}
+
+pub(super) fn ntp(ctx: &mut Ctx<'_>, n: &wire::Ntp, names: &Names<'_>) -> Option<model::Ntp> {
+    let base = Path::root().key("ntp");
+    let servers = all(n.servers.iter().enumerate().map(|(i, s)| {
+        let ok = s.parse::<IpAddr>().is_ok() || check_hostname(s, true).is_ok();
+        ctx.check(
+            &base.key("servers").idx(i),
+            if ok {
+                Ok(s.clone())
+            } else {
+                Err(format!("invalid NTP server {s:?} (host name or address)"))
+            },
+        )
+    }));
+    let lans = names.networks_of(&[NetworkKind::Lan]);
+    let serve_ok = n
+        .serve
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ctx.reference(&base.key("serve").idx(i), "lan network", s, &lans))
+        .fold(true, |a, b| a && b);
+    serve_ok.then_some(())?;
+    Some(model::Ntp {
+        servers: servers?,
+        serve: n.serve.clone(),
+    })
+}
+
+pub(super) fn ddns(
+    ctx: &mut Ctx<'_>,
+    list: &[wire::Ddns],
+    names: &Names<'_>,
+) -> Option<Vec<model::Ddns>> {
+    let base = Path::root().key("ddns");
+    ctx.unique(
+        "ddns",
+        list.iter()
+            .enumerate()
+            .map(|(i, d)| (base.idx(i).key("name"), d.name.as_str())),
+    );
+    let wans = names.networks_of(&[NetworkKind::Wan]);
+    all(list.iter().enumerate().map(|(i, d)| {
+        let path = base.idx(i);
+        object_name(ctx, &path, &d.name);
+        let host = ctx.check(&path.key("hostname"), check_hostname(&d.hostname, true));
+        let token = ctx.secret(&path.key("token"), &d.token, |t| {
+            if t.is_empty() {
+                Err("token is empty".into())
+            } else {
+                Ok(())
+            }
+        });
+        let network = match &d.network {
+            Some(n) => ctx
+                .reference(&path.key("network"), "wan network", n, &wans)
+                .then(|| n.clone()),
+            None => {
+                let first = wans.first().map(|w| (*w).to_string());
+                if first.is_none() {
+                    ctx.err(&path, "dynamic DNS needs a wan network to publish");
+                }
+                first
+            }
+        };
+        let dyndns2 = d.provider == DdnsProvider::Dyndns2;
+        let extra_ok = if dyndns2 {
+            let u = ctx
+                .required(
+                    &path,
+                    d.username.as_ref(),
+                    "username",
+                    "the dyndns2 provider",
+                )
+                .is_some();
+            let s = ctx
+                .required(&path, d.server.as_ref(), "server", "the dyndns2 provider")
+                .is_some();
+            let s_ok = d.server.as_ref().is_none_or(|s| {
+                ctx.check(&path.key("server"), check_hostname(s, true))
+                    .is_some()
+            });
+            u && s && s_ok
+        } else {
+            ctx.not_applicable(&path, d.username.is_some(), "username", "this provider");
+            ctx.not_applicable(&path, d.server.is_some(), "server", "this provider");
+            d.username.is_none() && d.server.is_none()
+        };
+        host?;
+        extra_ok.then_some(())?;
+        Some(model::Ddns {
+            name: d.name.clone(),
+            provider: d.provider,
+            hostname: d.hostname.clone(),
+            token: token?,
+            username: d.username.clone(),
+            server: d.server.clone(),
+            network: network?,
+        })
+    }))
+}
+
+pub(super) fn control(
+    ctx: &mut Ctx<'_>,
+    c: &wire::Config,
+    names: &Names<'_>,
+) -> Option<model::Control> {
+    let ctl = &c.control;
+    let base = Path::root().key("control");
+    let listen = all(ctl.listen.iter().enumerate().map(|(i, l)| {
+        let path = base.key("listen").idx(i);
+        let (entry, wan) = if let Ok(ip) = l.parse::<IpAddr>() {
+            // An address on a static WAN's subnet is a WAN listener too.
+            let wan = c.networks.iter().any(|n| {
+                n.kind == NetworkKind::Wan
+                    && n.address.as_deref().and_then(|a| parse_ipv4_iface(a).ok()).is_some_and(|net| ipnet::IpNet::V4(net).contains(&ip))
+            });
+            (ControlListen::Address(ip), wan)
+        } else {
+            let known = names.networks_of(&[]);
+            if !ctx.reference(&path, "network", l, &known) {
+                return None;
+            }
+            (ControlListen::Network(l.clone()), names.kind_of(l) == Some(NetworkKind::Wan))
+        };
+        if wan && !ctl.allow_wan {
+            ctx.err(&path, format!("the control plane would listen on wan ({l}); set control.allow_wan = true if that is really meant"));
+            return None;
+        }
+        Some(entry)
+    }));
+    let port = match u16::try_from(ctl.port) {
+        Ok(p) if p != 0 => {
+            if let Some(w) = c.wireguard.iter().find(|w| w.listen_port == Some(ctl.port)) {
+                ctx.err(
+                    &base.key("port"),
+                    format!(
+                        "port {p} is also wireguard interface {:?}'s listen port",
+                        w.name
+                    ),
+                );
+                None
+            } else {
+                Some(p)
+            }
+        }
+        _ => {
+            ctx.err(
+                &base.key("port"),
+                format!("port {} out of range 1-65535", ctl.port),
+            );
+            None
+        }
+    };
+    if ctl.rate_limit == 0 {
+        ctx.err(
+            &base.key("rate_limit"),
+            "rate limit must be at least 1 request per second",
+        );
+    }
+    let cbase = base.key("clients");
+    ctx.unique(
+        "control client",
+        ctl.clients
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (cbase.idx(i).key("name"), k.name.as_str())),
+    );
+    ctx.unique(
+        "control client key",
+        ctl.clients
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (cbase.idx(i).key("key"), k.key.as_str())),
+    );
+    let clients = all(ctl.clients.iter().enumerate().map(|(i, k)| {
+        let path = cbase.idx(i);
+        object_name(ctx, &path, &k.name);
+        let key = ctx.check(&path.key("key"), parse_ed25519_public(&k.key))?;
+        Some(model::ControlClient {
+            name: k.name.clone(),
+            key,
+            role: k.role,
+        })
+    }));
+    if !ctl.clients.iter().any(|k| k.role == Role::Admin) {
+        ctx.warn(
+            &cbase,
+            "no admin client: nobody can change this router over the control plane",
+        );
+    }
+    (ctl.rate_limit > 0).then_some(())?;
+    Some(model::Control {
+        listen: listen?,
+        port: port?,
+        rate_limit: ctl.rate_limit,
+        rate_burst: ctl.rate_burst.max(ctl.rate_limit),
+        clients: clients?,
+    })
+}

@@ -1,0 +1,390 @@
+//! `[[networks]]` and `[[routes]]`.
+
+use std::collections::BTreeMap;
+
+use ipnet::{IpNet, Ipv4Net};
+
+use super::{Ctx, Names, all, object_name};
+use crate::config::diag::Path;
+use crate::config::model::{self, Lan, NetworkKind, Simple, Vlan, Wan, WanMode};
+use crate::config::value::{
+    MacAddr, check_hostname, check_ifname, parse_ip, parse_ipv4_iface, parse_ipv6_iface,
+    parse_prefix,
+};
+use crate::config::wire;
+
+pub(super) fn networks(ctx: &mut Ctx<'_>, nets: &[wire::Network]) -> Option<Vec<model::Network>> {
+    let base = Path::root().key("networks");
+    ctx.unique(
+        "network",
+        nets.iter()
+            .enumerate()
+            .map(|(i, n)| (base.idx(i).key("name"), n.name.as_str())),
+    );
+    let out = all(nets
+        .iter()
+        .enumerate()
+        .map(|(i, n)| network(ctx, &base.idx(i), n)));
+    let out = out?;
+    cross_checks(ctx, &base, &out);
+    Some(out)
+}
+
+fn network(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<model::Network> {
+    object_name(ctx, path, &n.name);
+    let mtu = n.mtu.and_then(|m| {
+        let ok = (576..=9216).contains(&m);
+        ctx.check(
+            &path.key("mtu"),
+            if ok {
+                Ok(m as u16)
+            } else {
+                Err(format!("MTU {m} out of range 576-9216"))
+            },
+        )
+    });
+    let mac = n.mac.as_ref().and_then(|m| {
+        let r = m.parse::<MacAddr>().and_then(|mac| {
+            if mac.is_multicast() {
+                Err(format!("MAC address {m} is a multicast address"))
+            } else {
+                Ok(mac)
+            }
+        });
+        ctx.check(&path.key("mac"), r)
+    });
+    let kind = match n.kind {
+        wire::NetworkKind::Lan => lan(ctx, path, n),
+        wire::NetworkKind::Wan => wan(ctx, path, n),
+        wire::NetworkKind::Simple => simple(ctx, path, n),
+    };
+    if (n.mtu.is_some() && mtu.is_none()) || (n.mac.is_some() && mac.is_none()) {
+        return None;
+    }
+    Some(model::Network {
+        name: n.name.clone(),
+        mtu,
+        mac,
+        kind: kind?,
+    })
+}
+
+/// Fields that belong to WAN networks only.
+fn wan_only(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network, context: &str) {
+    ctx.not_applicable(path, n.mode.is_some(), "mode", context);
+    ctx.not_applicable(path, n.hostname.is_some(), "hostname", context);
+    ctx.not_applicable(path, n.vendor_class.is_some(), "vendor_class", context);
+    ctx.not_applicable(path, n.gateway.is_some(), "gateway", context);
+    ctx.not_applicable(path, n.dns.is_some(), "dns", context);
+    ctx.not_applicable(path, n.username.is_some(), "username", context);
+    ctx.not_applicable(path, n.password.is_some(), "password", context);
+    ctx.not_applicable(path, n.priority.is_some(), "priority", context);
+}
+
+fn vlan(ctx: &mut Ctx<'_>, path: &Path, v: &wire::Vlan) -> Option<Vlan> {
+    let path = path.key("vlan");
+    let parent = ctx.check(&path.key("parent"), check_ifname(&v.parent));
+    let id = ctx.check(
+        &path.key("id"),
+        match u16::try_from(v.id) {
+            Ok(id) if (1..=4094).contains(&id) => Ok(id),
+            _ => Err(format!("VLAN id {} out of range 1-4094", v.id)),
+        },
+    );
+    let (_, id) = (parent?, id?);
+    let device = format!("{}.{id}", v.parent);
+    ctx.check(
+        &path,
+        check_ifname(&device).map_err(|e| format!("VLAN device {e}")),
+    )?;
+    Some(Vlan {
+        parent: v.parent.clone(),
+        id,
+        device,
+    })
+}
+
+fn ipv6(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<Option<ipnet::Ipv6Net>> {
+    match &n.ipv6 {
+        None => Some(None),
+        Some(s) => ctx.check(&path.key("ipv6"), parse_ipv6_iface(s)).map(Some),
+    }
+}
+
+fn lan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind> {
+    let context = "lan networks";
+    wan_only(ctx, path, n, context);
+    ctx.not_applicable(
+        path,
+        n.device.is_some(),
+        "device",
+        "lan networks (list member ports in `ports`)",
+    );
+    let bridge = n.bridge.clone().unwrap_or_else(|| format!("br-{}", n.name));
+    let bridge_ok = ctx.check(
+        &path.key(if n.bridge.is_some() { "bridge" } else { "name" }),
+        check_ifname(&bridge).map_err(|e| {
+            if n.bridge.is_some() {
+                e
+            } else {
+                format!("default bridge name {bridge:?} is too long; set `bridge`: {e}")
+            }
+        }),
+    );
+    let ports: Vec<Option<()>> = n
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ctx.check(&path.key("ports").idx(i), check_ifname(p)))
+        .collect();
+    let address = ctx
+        .required(path, n.address.as_ref(), "address", context)
+        .and_then(|a| ctx.check(&path.key("address"), parse_ipv4_iface(a)));
+    let ipv6 = ipv6(ctx, path, n);
+    let vlan = match &n.vlan {
+        Some(v) => vlan(ctx, path, v).map(Some),
+        None => Some(None),
+    };
+    bridge_ok?;
+    all(ports)?;
+    let vlan = vlan?;
+    let mut ports = n.ports.clone();
+    if let Some(v) = &vlan {
+        ports.push(v.device.clone());
+    }
+    Some(NetworkKind::Lan(Lan {
+        bridge,
+        ports,
+        address: address?,
+        ipv6: ipv6?,
+        vlan,
+    }))
+}
+
+fn wan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind> {
+    let context = "wan networks";
+    ctx.not_applicable(path, n.bridge.is_some(), "bridge", context);
+    ctx.not_applicable(path, !n.ports.is_empty(), "ports", context);
+    ctx.not_applicable(path, n.ipv6.is_some(), "ipv6", context);
+    ctx.not_applicable(
+        path,
+        n.vlan.is_some(),
+        "vlan",
+        "wan networks (set `device` to the VLAN device)",
+    );
+    let device = ctx
+        .required(path, n.device.as_ref(), "device", context)
+        .and_then(|d| {
+            ctx.check(&path.key("device"), check_ifname(d))
+                .map(|()| d.clone())
+        });
+    let mode = ctx
+        .required(path, n.mode.as_ref(), "mode", context)
+        .copied();
+    let mode = match mode? {
+        wire::WanMode::Dhcp => {
+            let ctxs = "wan networks in dhcp mode";
+            ctx.not_applicable(path, n.address.is_some(), "address", ctxs);
+            ctx.not_applicable(path, n.gateway.is_some(), "gateway", ctxs);
+            ctx.not_applicable(path, n.dns.is_some(), "dns", ctxs);
+            ctx.not_applicable(path, n.username.is_some(), "username", ctxs);
+            ctx.not_applicable(path, n.password.is_some(), "password", ctxs);
+            let hostname = match &n.hostname {
+                Some(h) => ctx
+                    .check(&path.key("hostname"), check_hostname(h, false))
+                    .map(|()| Some(h.clone())),
+                None => Some(None),
+            };
+            Some(WanMode::Dhcp {
+                hostname: hostname?,
+                vendor_class: n.vendor_class.clone(),
+            })
+        }
+        wire::WanMode::Static => {
+            let ctxs = "wan networks in static mode";
+            ctx.not_applicable(path, n.hostname.is_some(), "hostname", ctxs);
+            ctx.not_applicable(path, n.vendor_class.is_some(), "vendor_class", ctxs);
+            ctx.not_applicable(path, n.username.is_some(), "username", ctxs);
+            ctx.not_applicable(path, n.password.is_some(), "password", ctxs);
+            let address = ctx
+                .required(path, n.address.as_ref(), "address", ctxs)
+                .and_then(|a| ctx.check(&path.key("address"), parse_ipv4_iface(a)));
+            let gateway = ctx
+                .required(path, n.gateway.as_ref(), "gateway", ctxs)
+                .and_then(|g| {
+                    ctx.check(
+                        &path.key("gateway"),
+                        g.parse::<std::net::Ipv4Addr>()
+                            .map_err(|_| format!("invalid IPv4 gateway {g:?}")),
+                    )
+                });
+            let dns = all(n
+                .dns
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, d)| ctx.check(&path.key("dns").idx(i), parse_ip(d))));
+            let (address, gateway) = (address?, gateway?);
+            if !address.contains(&gateway) || address.addr() == gateway {
+                ctx.err(
+                    &path.key("gateway"),
+                    format!("gateway {gateway} is not a neighbour in {address}"),
+                );
+                return None;
+            }
+            Some(WanMode::Static {
+                address,
+                gateway,
+                dns: dns?,
+            })
+        }
+        wire::WanMode::Pppoe => {
+            let ctxs = "wan networks in pppoe mode";
+            ctx.not_applicable(path, n.address.is_some(), "address", ctxs);
+            ctx.not_applicable(path, n.gateway.is_some(), "gateway", ctxs);
+            ctx.not_applicable(path, n.dns.is_some(), "dns", ctxs);
+            ctx.not_applicable(path, n.hostname.is_some(), "hostname", ctxs);
+            ctx.not_applicable(path, n.vendor_class.is_some(), "vendor_class", ctxs);
+            let username = ctx
+                .required(path, n.username.as_ref(), "username", ctxs)
+                .cloned();
+            let password = ctx
+                .required(path, n.password.as_ref(), "password", ctxs)
+                .and_then(|p| ctx.secret(&path.key("password"), p, |_| Ok(())));
+            Some(WanMode::Pppoe {
+                username: username?,
+                password: password?,
+            })
+        }
+    };
+    Some(NetworkKind::Wan(Wan {
+        device: device?,
+        priority: n.priority.unwrap_or(0),
+        mode: mode?,
+    }))
+}
+
+fn simple(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind> {
+    let context = "simple networks";
+    wan_only(ctx, path, n, context);
+    ctx.not_applicable(path, n.bridge.is_some(), "bridge", context);
+    ctx.not_applicable(path, !n.ports.is_empty(), "ports", context);
+    let vlan = match &n.vlan {
+        Some(v) => vlan(ctx, path, v).map(Some),
+        None => Some(None),
+    };
+    let device = match (&n.device, &vlan) {
+        (Some(d), _) => ctx
+            .check(&path.key("device"), check_ifname(d))
+            .map(|()| d.clone()),
+        (None, Some(Some(v))) => Some(v.device.clone()),
+        (None, Some(None)) => {
+            ctx.err(path, "`device` or `vlan` is required for simple networks");
+            None
+        }
+        (None, None) => None,
+    };
+    let address = match &n.address {
+        Some(a) => ctx
+            .check(&path.key("address"), parse_ipv4_iface(a))
+            .map(Some),
+        None => Some(None),
+    };
+    let ipv6 = ipv6(ctx, path, n);
+    Some(NetworkKind::Simple(Simple {
+        device: device?,
+        address: address?,
+        ipv6: ipv6?,
+        vlan: vlan?,
+    }))
+}
+
+/// Checks across networks: overlapping subnets and devices used twice.
+fn cross_checks(ctx: &mut Ctx<'_>, base: &Path, nets: &[model::Network]) {
+    let subnets: Vec<(usize, Ipv4Net)> = nets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.ipv4().map(|a| (i, a.trunc())))
+        .collect();
+    for (a, (i, na)) in subnets.iter().enumerate() {
+        for (j, nb) in subnets.iter().skip(a + 1) {
+            if na.contains(nb) || nb.contains(na) {
+                ctx.err(
+                    &base.idx(*j).key("address"),
+                    format!(
+                        "subnet {nb} of network {:?} overlaps {na} of network {:?}",
+                        nets[*j].name, nets[*i].name
+                    ),
+                );
+            }
+        }
+    }
+    // Every device (bridge, port, WAN device, simple device) has one owner.
+    let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+    for (i, n) in nets.iter().enumerate() {
+        let mut devices: Vec<(&str, Path)> = vec![(n.device(), base.idx(i))];
+        if let NetworkKind::Lan(lan) = &n.kind {
+            devices.extend(
+                lan.ports
+                    .iter()
+                    .map(|p| (p.as_str(), base.idx(i).key("ports"))),
+            );
+        }
+        for (dev, path) in devices {
+            match owners.get(dev) {
+                Some(other) => ctx.err(
+                    &path,
+                    format!("device {dev:?} is already used by network {other:?}"),
+                ),
+                None => {
+                    owners.insert(dev, &n.name);
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn routes(
+    ctx: &mut Ctx<'_>,
+    routes: &[wire::Route],
+    names: &Names<'_>,
+) -> Option<Vec<model::Route>> {
+    let base = Path::root().key("routes");
+    let known = names.networks_of(&[]);
+    all(routes.iter().enumerate().map(|(i, r)| {
+        let path = base.idx(i);
+        let dest = ctx.check(&path.key("destination"), parse_prefix(&r.destination));
+        let gateway = match &r.gateway {
+            Some(g) => ctx.check(&path.key("gateway"), parse_ip(g)).map(Some),
+            None => Some(None),
+        };
+        let network_ok = r
+            .network
+            .as_ref()
+            .is_none_or(|n| ctx.reference(&path.key("network"), "network", n, &known));
+        if r.gateway.is_none() && r.network.is_none() {
+            ctx.err(&path, "a route needs a `gateway`, a `network`, or both");
+            return None;
+        }
+        let (dest, gateway) = (dest?, gateway?);
+        if let Some(g) = gateway {
+            let same = matches!(
+                (dest, g),
+                (IpNet::V4(_), std::net::IpAddr::V4(_)) | (IpNet::V6(_), std::net::IpAddr::V6(_))
+            );
+            if !same {
+                ctx.err(
+                    &path.key("gateway"),
+                    format!("gateway {g} is not of the same address family as {dest}"),
+                );
+                return None;
+            }
+        }
+        network_ok.then(|| model::Route {
+            destination: dest,
+            gateway,
+            network: r.network.clone(),
+            metric: r.metric,
+        })
+    }))
+}
