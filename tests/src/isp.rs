@@ -76,6 +76,9 @@ pub fn dnsmasq_argv(dnsmasq: &Path, files: &IspFiles) -> Vec<OsString> {
             format!("--dhcp-option=option:router,{ISP_ADDR}"),
             format!("--dhcp-option=option:dns-server,{ISP_ADDR}"),
             "--dhcp-authoritative".to_owned(),
+            // One client on a fresh segment: skip the ICMP probe (about 3 s)
+            // dnsmasq sends before offering an address.
+            "--no-ping".to_owned(),
             format!("--address=/{DNS_NAME}/{ISP_ADDR}"),
         ]
         .map(OsString::from),

@@ -1,0 +1,189 @@
+//! `cargo xtask lab`: a lab in the foreground until Ctrl-C; `lab up` and
+//! `lab down`: a detached lab for scripts and other tools.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use oxwrt_lab::plan::{
+    CLIENT_IF, DNS_NAME, HTTP_PORT, LAN_PREFIX, Plan, ROUTER_LAN_IF, ROUTER_WAN_IF, SWITCH_BRIDGE,
+    SWITCH_UPLINK, WAN_POOL_END, WAN_POOL_START, WAN_PREFIX,
+};
+use oxwrt_lab::{Lab, LabConfig, LabError, LabInfo};
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    command: Option<LabCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Bring a lab up detached and print it as one JSON object.
+    Up(UpArgs),
+    /// Tear down a lab brought up with `lab up`.
+    Down(DownArgs),
+}
+
+/// A lab in the foreground.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Number of LAN clients.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Config file (or directory) to copy into the router's etc/oxwrt.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Lab name (default: a random one).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// Lab name: namespaces are oxl-NAME-*, state in $OXWRT_LAB_DIR/NAME.
+    #[arg(long)]
+    name: String,
+    /// Config file (or directory) to copy into the router's etc/oxwrt.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Number of LAN clients.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+}
+
+#[derive(Debug, Args)]
+struct DownArgs {
+    /// Name given to `lab up`.
+    #[arg(long)]
+    name: String,
+}
+
+pub fn run(args: LabArgs) -> Result<()> {
+    match args.command {
+        None => foreground(args.run),
+        Some(LabCommand::Up(up)) => detached_up(up),
+        Some(LabCommand::Down(down)) => detached_down(&down.name),
+    }
+}
+
+fn foreground(args: RunArgs) -> Result<()> {
+    // First, so that a Ctrl-C while the lab comes up still tears it down.
+    let (stop, stopped) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop.send(());
+    })
+    .context("cannot install the Ctrl-C handler")?;
+
+    eprintln!("bringing the lab up...");
+    let lab = Lab::up(LabConfig {
+        name: args.name,
+        lan_clients: args.clients,
+        config: args.config,
+        ..LabConfig::default()
+    })
+    .map_err(explain)?;
+    print_topology(lab.info());
+    print_checks(&lab);
+    println!("\nPress Ctrl-C to tear the lab down.");
+
+    let _ = stopped.recv();
+    eprintln!("\ntearing the lab down...");
+    let name = lab.name().to_owned();
+    lab.teardown()?;
+    eprintln!("lab {name} removed");
+    Ok(())
+}
+
+fn detached_up(args: UpArgs) -> Result<()> {
+    let lab = Lab::up(LabConfig {
+        name: Some(args.name),
+        lan_clients: args.clients,
+        config: args.config,
+        ..LabConfig::default()
+    })
+    .map_err(explain)?;
+    let info = lab.into_detached()?;
+    println!("{}", serde_json::to_string(&info)?);
+    Ok(())
+}
+
+fn detached_down(name: &str) -> Result<()> {
+    Lab::down(name)?;
+    eprintln!("lab {name} removed");
+    Ok(())
+}
+
+fn explain(e: LabError) -> anyhow::Error {
+    match e.skip_reason() {
+        Some(reason) => anyhow::anyhow!("the lab cannot run here: {reason}"),
+        None => e.into(),
+    }
+}
+
+fn print_topology(info: &LabInfo) {
+    let ns = &info.namespaces;
+    let addr = &info.addresses;
+    println!(
+        "oxwrt lab {} is up (state and logs in {})\n",
+        info.name,
+        info.dir.display()
+    );
+    println!(
+        "  isp     {:<24} {} {}/{WAN_PREFIX}: dnsmasq (DHCP {WAN_POOL_START}-{WAN_POOL_END}, DNS {DNS_NAME}), HTTP :{HTTP_PORT}",
+        ns.isp,
+        oxwrt_lab::plan::ISP_IF,
+        addr.isp
+    );
+    println!("     |");
+    println!(
+        "  router  {:<24} {ROUTER_WAN_IF} {} (DHCP from isp)   {ROUTER_LAN_IF} {}/{LAN_PREFIX}",
+        ns.router, addr.router_wan, addr.router_lan
+    );
+    println!("     |");
+    let ports: Vec<String> = std::iter::once(SWITCH_UPLINK.to_owned())
+        .chain((0..ns.lan.len()).map(Plan::switch_port))
+        .collect();
+    println!(
+        "  switch  {:<24} {SWITCH_BRIDGE}: {}",
+        ns.switch,
+        ports.join(" ")
+    );
+    for (client, ip) in ns.lan.iter().zip(&addr.lan) {
+        println!("     |");
+        println!("  client  {client:<24} {CLIENT_IF} {ip}/{LAN_PREFIX}");
+    }
+    println!("\nRouter root: {}", info.root.display());
+    println!("Enter a namespace:");
+    for name in [&ns.isp, &ns.router, &ns.switch].into_iter().chain(&ns.lan) {
+        println!("  ip netns exec {name} bash");
+    }
+}
+
+fn print_checks(lab: &Lab) {
+    println!("\nUpstream checks:");
+    match lab.check() {
+        Ok(check) => {
+            println!(
+                "  router WAN lease   {} (from the isp's dnsmasq)",
+                check.wan_address
+            );
+            println!("  HTTP from router   {} OK", check.http_url);
+            println!(
+                "  DNS from router    {} -> {}",
+                check.dns_name, check.dns_answer
+            );
+            for client in &check.lan_pinged {
+                println!(
+                    "  LAN ping           {client} -> {} OK",
+                    lab.info().addresses.router_lan
+                );
+            }
+        }
+        Err(e) => println!("  FAILED: {e} (the lab stays up for inspection)"),
+    }
+}
