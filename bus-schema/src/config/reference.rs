@@ -100,27 +100,26 @@ fn type_name(v: &Value, root: &Value) -> String {
             .collect::<Vec<_>>()
             .join(" \\| ");
     }
+    if v.get("x-secret").is_some() {
+        return "secret".into();
+    }
     if is_table(v) {
         return "table".into();
     }
-    match v.get("type") {
-        Some(Value::String(t)) if t == "array" => {
-            let item = v.get("items").map(|i| non_null(i, root));
-            match item {
-                Some(i) if is_table(i) => "array of tables".into(),
-                Some(i) => format!("array of {}", type_name(i, root)),
-                None => "array".into(),
-            }
-        }
-        Some(Value::String(t)) if t == "object" => "table of strings".into(),
-        Some(Value::String(t)) => t.clone(),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .filter(|t| *t != "null")
-            .collect::<Vec<_>>()
-            .join(" or "),
-        _ => "value".into(),
+    // `Option<T>` of a plain type is `"type": [T, "null"]`.
+    let ty = match v.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("value"),
+        _ => "value",
+    };
+    match ty {
+        "array" => match v.get("items").map(|i| non_null(i, root)) {
+            Some(i) if is_table(i) && i.get("x-secret").is_none() => "array of tables".into(),
+            Some(i) => format!("array of {}", type_name(i, root)),
+            None => "array".into(),
+        },
+        "object" => "table of strings".into(),
+        other => other.to_string(),
     }
 }
 
@@ -186,7 +185,7 @@ fn render_table(
         } else {
             format!("{bare}.{key}")
         };
-        if is_table(target) {
+        if is_table(target) && target.get("x-secret").is_none() {
             queue.push((format!("[{child}]"), target.clone()));
         } else if let Some(item) = target
             .get("items")

@@ -125,7 +125,8 @@ impl JsonSchema for SecretField {
             "type": "object",
             "properties": { "secret": { "type": "string", "description": "Name of the secret." } },
             "required": ["secret"],
-            "additionalProperties": false
+            "additionalProperties": false,
+            "x-secret": true
         })
     }
 }

@@ -510,7 +510,7 @@ mod tests {
         let s = parse_schedule("mon-fri 09:00-17:00").expect("valid");
         assert_eq!((s.days, s.start_min, s.end_min), (0b001_1111, 540, 1020));
         let s = parse_schedule("fri-mon").expect("wraps");
-        assert_eq!(s.days, 0b111_1001);
+        assert_eq!(s.days, 0b111_0001);
         let s = parse_schedule("22:00-06:00").expect("across midnight");
         assert_eq!((s.days, s.start_min, s.end_min), (0x7f, 1320, 360));
         assert!(parse_schedule("mon-fri 9-17").is_err());
