@@ -109,7 +109,11 @@ fn type_name(v: &Value, root: &Value) -> String {
     // `Option<T>` of a plain type is `"type": [T, "null"]`.
     let ty = match v.get("type") {
         Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("value"),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("value"),
         _ => "value",
     };
     match ty {

@@ -18,7 +18,9 @@ fn oxctl(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("spawn oxctl");
     if let Some(mut input) = child.stdin.take() {
-        input.write_all(stdin.unwrap_or_default().as_bytes()).expect("stdin");
+        input
+            .write_all(stdin.unwrap_or_default().as_bytes())
+            .expect("stdin");
     }
     child.wait_with_output().expect("wait oxctl")
 }
@@ -33,7 +35,8 @@ fn cookbook(mode: u32) -> (tempfile::TempDir, PathBuf) {
     let config = dir.path().join("oxwrt.toml");
     std::fs::copy(repo().join("config/oxwrt.toml"), &config).expect("copy config");
     let secrets = dir.path().join("oxwrt.secrets.toml");
-    std::fs::copy(repo().join("config/oxwrt.secrets.toml.example"), &secrets).expect("copy secrets");
+    std::fs::copy(repo().join("config/oxwrt.secrets.toml.example"), &secrets)
+        .expect("copy secrets");
     std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(mode)).expect("chmod");
     (dir, config)
 }
@@ -75,8 +78,18 @@ fn validate_prints_every_error_with_position_and_exits_78() {
     assert_eq!(out.status.code(), Some(78));
     let err = text(&out.stderr);
     let name = config.display().to_string();
-    assert!(err.contains(&format!("{name}:12:8: firewall.rules[0].dest: unknown zone \"dmz\" (zones: lan)")), "{err}");
-    assert!(err.contains(&format!("{name}:16:17: port_forwards[0].external_port: port range \"9000-8000\" is reversed")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{name}:12:8: firewall.rules[0].dest: unknown zone \"dmz\" (zones: lan)"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{name}:16:17: port_forwards[0].external_port: port range \"9000-8000\" is reversed"
+        )),
+        "{err}"
+    );
     assert!(err.contains("2 errors"), "{err}");
 }
 
@@ -85,7 +98,11 @@ fn secrets_file_with_mode_0644_is_refused() {
     let (_dir, config) = cookbook(0o644);
     let out = oxctl(&["validate", s(&config)], None);
     assert_eq!(out.status.code(), Some(78));
-    assert!(text(&out.stderr).contains("mode 0644 lets other users read secrets"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("mode 0644 lets other users read secrets"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -95,10 +112,14 @@ fn dump_config_shows_no_secret_value() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let dump = text(&out.stdout);
     assert!(dump.contains("password = \"<redacted>\""), "{dump}");
-    let secrets = std::fs::read_to_string(repo().join("config/oxwrt.secrets.toml.example")).expect("read");
+    let secrets =
+        std::fs::read_to_string(repo().join("config/oxwrt.secrets.toml.example")).expect("read");
     for line in secrets.lines().filter(|l| !l.starts_with('#')) {
         if let Some((_, v)) = line.split_once(" = ") {
-            assert!(!dump.contains(v.trim_matches('"')), "dump-config leaks {line}");
+            assert!(
+                !dump.contains(v.trim_matches('"')),
+                "dump-config leaks {line}"
+            );
         }
     }
     // The dump is itself TOML.
@@ -121,17 +142,41 @@ fn wizard_non_interactive_writes_a_valid_pair() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_dir = dir.path().join("etc");
     let args = [
-        "wizard", "--out", s(&out_dir), "--non-interactive", "--hostname", "gw", "--lan-address", "10.0.0.1/24",
-        "--wan-mode", "pppoe", "--pppoe-user", "u@isp", "--pppoe-password", "pw-123", "--ssid", "Home",
-        "--wifi-passphrase", "long enough pass", "--admin-key", ADMIN,
+        "wizard",
+        "--out",
+        s(&out_dir),
+        "--non-interactive",
+        "--hostname",
+        "gw",
+        "--lan-address",
+        "10.0.0.1/24",
+        "--wan-mode",
+        "pppoe",
+        "--pppoe-user",
+        "u@isp",
+        "--pppoe-password",
+        "pw-123",
+        "--ssid",
+        "Home",
+        "--wifi-passphrase",
+        "long enough pass",
+        "--admin-key",
+        ADMIN,
     ];
     let out = oxctl(&args, None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let secrets = out_dir.join("oxwrt.secrets.toml");
-    let mode = std::fs::metadata(&secrets).expect("secrets").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&secrets)
+        .expect("secrets")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let public = std::fs::read_to_string(out_dir.join("oxwrt.toml")).expect("config");
-    assert!(!public.contains("pw-123") && !public.contains("long enough pass"), "secret in public file");
+    assert!(
+        !public.contains("pw-123") && !public.contains("long enough pass"),
+        "secret in public file"
+    );
     let out = oxctl(&["validate", s(&out_dir.join("oxwrt.toml"))], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // Defaults: a DHCP pool derived from the LAN address.
@@ -140,7 +185,11 @@ fn wizard_non_interactive_writes_a_valid_pair() {
     // A second run does not overwrite without --force.
     let again = oxctl(&args, None);
     assert_ne!(again.status.code(), Some(0));
-    assert!(text(&again.stderr).contains("--force"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("--force"),
+        "{}",
+        text(&again.stderr)
+    );
 }
 
 #[test]
@@ -160,11 +209,24 @@ fn wizard_asks_for_what_flags_do_not_give() {
 fn wizard_writes_nothing_when_answers_are_invalid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = oxctl(
-        &["wizard", "--out", s(dir.path()), "--non-interactive", "--ssid", "Home", "--wifi-passphrase", "short"],
+        &[
+            "wizard",
+            "--out",
+            s(dir.path()),
+            "--non-interactive",
+            "--ssid",
+            "Home",
+            "--wifi-passphrase",
+            "short",
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("WPA passphrase must be 8-63 printable ASCII characters"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("WPA passphrase must be 8-63 printable ASCII characters"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!dir.path().join("oxwrt.toml").exists());
     assert!(!dir.path().join("oxwrt.secrets.toml").exists());
 }
