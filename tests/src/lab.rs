@@ -179,6 +179,7 @@ impl Lab {
             .unwrap_or_else(state::default_state_dir);
         state::prepare_state_dir(&state_dir)?;
         state::reap_orphans(&state_dir);
+        support::reap_probes();
         let (plan, dir) = claim(&state_dir, cfg.name.as_deref(), cfg.lan_clients)?;
         let info = placeholder_info(&plan, &dir);
         let mut lab = Lab {

@@ -120,6 +120,22 @@ fn probe() -> Result<(), SupportError> {
     result
 }
 
+/// Deletes probe namespaces left by processes that died while probing.
+pub fn reap_probes() {
+    let Ok(all) = netns::list() else {
+        return;
+    };
+    for ns in all {
+        let pid = ns
+            .strip_prefix("oxl-probe-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if pid.is_some_and(|pid| exec::ProcId::of(pid).is_none()) {
+            let _ = netns::delete(&ns);
+        }
+    }
+}
+
 fn try_features(ns: &str) -> Result<(), String> {
     let ip = |args: &[&str]| {
         let mut argv = vec!["ip"];

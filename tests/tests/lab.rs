@@ -339,6 +339,62 @@ fn a_config_is_copied_into_the_router_root() {
     });
 }
 
+#[test]
+fn a_failed_up_leaves_nothing_behind() {
+    testing::run(LIMIT, |scope| {
+        let state_dir =
+            std::env::temp_dir().join(format!("oxwrt-lab-failed-{}", std::process::id()));
+        let result = scope.up(LabConfig {
+            name: Some("failing".into()),
+            config: Some("/nonexistent/oxwrt.toml".into()),
+            state_dir: Some(state_dir.clone()),
+            ..LabConfig::default()
+        });
+        let err = match result {
+            Ok(_) => return Err("a missing config must fail the lab".into()),
+            Err(e) if e.is::<testing::Skip>() => return Err(e),
+            Err(e) => e,
+        };
+        assert!(err.to_string().contains("/nonexistent/oxwrt.toml"), "{err}");
+        assert!(!state_dir.join("failing").exists());
+        assert!(
+            !netns::list()?
+                .iter()
+                .any(|ns| ns.starts_with("oxl-failing-"))
+        );
+        remove_empty(&state_dir)
+    });
+}
+
+#[test]
+fn a_test_that_runs_out_of_time_has_its_labs_torn_down() {
+    testing::run(LIMIT, |_| {
+        if let Err(oxwrt_lab::support::SupportError::Unsupported { reason }) =
+            oxwrt_lab::support::check_kernel()
+        {
+            return Err(Box::new(testing::Skip { reason }));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let outcome = panic::catch_unwind(|| {
+            testing::run(Duration::from_secs(5), move |scope| {
+                let lab = up_clients(scope, 1)?;
+                let _ = tx.send(Traces::of(&lab)?);
+                // Hangs with the lab alive, well past the limit.
+                thread::sleep(Duration::from_secs(8));
+                drop(lab);
+                Ok(())
+            });
+        });
+        assert!(outcome.is_err(), "the inner test should have timed out");
+        let traces = rx.recv_timeout(Duration::from_secs(1))?;
+        traces.assert_gone()?;
+        // The hung body wakes up later and drops its guard on a lab that is
+        // gone already; that must be harmless.
+        thread::sleep(Duration::from_secs(4));
+        traces.assert_gone()
+    });
+}
+
 fn remove_empty(dir: &Path) -> TestResult {
     fs::remove_dir(dir)?;
     Ok(())
