@@ -165,8 +165,9 @@ fn render_table(
         let target = non_null(prop, root);
         let default = match prop.get("default") {
             Some(d)
-                if !d.is_null()
-                    && !(d.is_object() || d.as_array().is_some_and(|a| !a.is_empty())) =>
+                if !(d.is_null()
+                    || d.is_object()
+                    || d.as_array().is_some_and(|a| !a.is_empty())) =>
             {
                 format!("`{}`", toml_literal(d))
             }

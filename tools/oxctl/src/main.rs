@@ -33,7 +33,7 @@ enum Command {
         markdown: bool,
     },
     /// Write a new, valid config pair from a few answers.
-    Wizard(cmd::wizard::Args),
+    Wizard(Box<cmd::wizard::Args>),
 }
 
 /// Where the config pair is.

@@ -284,7 +284,7 @@ fn pool(
     }
     if range_ok && (start..=end).contains(&net.addr()) {
         ctx.err(
-            &path,
+            path,
             format!(
                 "pool {start}-{end} contains the router's own address {}",
                 net.addr()
@@ -316,18 +316,7 @@ pub(super) fn dns(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Opt
     let serving = names.networks_of(&[NetworkKind::Lan, NetworkKind::Simple]);
     let listen = match &d.listen {
         Some(list) => {
-            let ok = list
-                .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    ctx.reference(
-                        &base.key("listen").idx(i),
-                        "lan or simple network",
-                        n,
-                        &serving,
-                    )
-                })
-                .fold(true, |a, b| a && b);
+            let ok = ctx.references(&base.key("listen"), "lan or simple network", list, &serving);
             ok.then(|| list.clone())
         }
         None => Some(

@@ -53,12 +53,7 @@ pub(super) fn ntp(ctx: &mut Ctx<'_>, n: &wire::Ntp, names: &Names<'_>) -> Option
         )
     }));
     let lans = names.networks_of(&[NetworkKind::Lan]);
-    let serve_ok = n
-        .serve
-        .iter()
-        .enumerate()
-        .map(|(i, s)| ctx.reference(&base.key("serve").idx(i), "lan network", s, &lans))
-        .fold(true, |a, b| a && b);
+    let serve_ok = ctx.references(&base.key("serve"), "lan network", &n.serve, &lans);
     serve_ok.then_some(())?;
     Some(model::Ntp {
         servers: servers?,

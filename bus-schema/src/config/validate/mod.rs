@@ -159,6 +159,23 @@ impl<'a> Ctx<'a> {
         false
     }
 
+    /// Checks every name of a list (`base[i]`) against `known`, reporting
+    /// each unknown one; true when all resolve.
+    pub fn references(
+        &mut self,
+        base: &Path,
+        what: &str,
+        names: &[String],
+        known: &[&str],
+    ) -> bool {
+        let results: Vec<bool> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| self.reference(&base.idx(i), what, n, known))
+            .collect();
+        results.into_iter().all(|ok| ok)
+    }
+
     /// Reports a field set where it does not apply.
     pub fn not_applicable(&mut self, path: &Path, set: bool, field: &str, context: &str) {
         if set {
