@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 /// oxwrt developer tasks.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version, about)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,36 +1,28 @@
 //! The lab guard: brings a topology up, hands out ways to run things in it,
 //! and tears it all down when dropped (also while unwinding from a panic).
 
+mod bringup;
+mod check;
+
 use std::collections::hash_map::RandomState;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::exec::{self, ChildGuard, ExecError, ProcId};
 use crate::info::{Addresses, LabInfo, Namespaces};
-use crate::isp::{self, IspFiles, PAGE_MARKER};
 use crate::netns::{self, NetnsError};
-use crate::plan::{
-    CLIENT_IF, DNS_NAME, HTTP_PORT, ISP_ADDR, ISP_IF, LAN_PREFIX, NS_PREFIX, Plan, ROUTER_LAN_ADDR,
-    ROUTER_LAN_IF, ROUTER_WAN_IF, SWITCH_BRIDGE, SWITCH_UPLINK, WAN_PREFIX, in_wan_pool,
-};
+use crate::plan::{ISP_ADDR, NS_PREFIX, Plan, ROUTER_LAN_ADDR};
 use crate::state::{self, State, StateError};
 use crate::support::{self, SupportError, Tools};
-use crate::wait::{WaitError, wait_for, wait_until};
-use crate::wan::{self, WanFiles};
+use crate::wait::WaitError;
 
-/// How long the ISP's servers get to start listening.
-const SERVER_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long the router's WAN gets to obtain a lease.
-const LEASE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Deadline of each command of [`Lab::check`].
-const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+pub use check::LabCheck;
 
 /// Errors of bringing up, using and tearing down a lab.
 #[derive(Debug, thiserror::Error)]
@@ -132,21 +124,6 @@ impl Default for LabConfig {
             state_dir: None,
         }
     }
-}
-
-/// Results of [`Lab::check`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabCheck {
-    /// The router's WAN address, from the ISP's DHCP pool.
-    pub wan_address: String,
-    /// The page the router fetched from the ISP.
-    pub http_url: String,
-    /// The name the router resolved through the ISP's DNS server.
-    pub dns_name: String,
-    /// What it resolved to.
-    pub dns_answer: String,
-    /// The LAN client namespaces that pinged the router's LAN address.
-    pub lan_pinged: Vec<String>,
 }
 
 /// A running lab. Dropping it tears everything down: processes stopped and
@@ -334,89 +311,6 @@ impl Lab {
         self.children.push(child);
     }
 
-    /// Checks the lab end to end from the router: the WAN lease is from the
-    /// ISP's pool, the ISP's page comes over HTTP, the ISP's DNS answers;
-    /// and, with a static router LAN address, every LAN client pings it.
-    pub fn check(&self) -> Result<LabCheck, LabError> {
-        let fail = |what: &str, detail: String| LabError::Check {
-            what: what.to_owned(),
-            detail,
-        };
-        let router = &self.plan.router;
-        let wan_address = netns::ipv4_addrs(router, ROUTER_WAN_IF)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| fail("router WAN lease", "wan0 has no IPv4 address".into()))?;
-        if !wan_address.parse().is_ok_and(in_wan_pool) {
-            return Err(fail(
-                "router WAN lease",
-                format!("{wan_address} is not from the ISP's pool"),
-            ));
-        }
-
-        let http_url = isp::page_url();
-        let curl = self.tool_argv(&self.tools.curl, &["-sS", "--max-time", "5", &http_url]);
-        let page = self.ns_exec(router, &curl, CHECK_TIMEOUT)?;
-        let body = String::from_utf8_lossy(&page.stdout);
-        let own_page = format!("lab {}", self.plan.name);
-        if !page.status.success() || !body.contains(PAGE_MARKER) || !body.contains(&own_page) {
-            return Err(fail(
-                "HTTP from the router",
-                format!(
-                    "{http_url}: {} {}",
-                    page.status,
-                    String::from_utf8_lossy(&page.stderr).trim()
-                ),
-            ));
-        }
-
-        let server = format!("@{ISP_ADDR}");
-        let dig = self.tool_argv(
-            &self.tools.dig,
-            &[&server, DNS_NAME, "A", "+short", "+time=2", "+tries=2"],
-        );
-        let answer = self.ns_exec(router, &dig, CHECK_TIMEOUT)?;
-        let dns_answer = String::from_utf8_lossy(&answer.stdout).trim().to_owned();
-        if !answer.status.success() || dns_answer != ISP_ADDR.to_string() {
-            return Err(fail(
-                "DNS from the router",
-                format!("{DNS_NAME} resolved to {dns_answer:?}, expected {ISP_ADDR}"),
-            ));
-        }
-
-        let mut lan_pinged = Vec::new();
-        if self.static_router_lan {
-            for ns in &self.plan.lan {
-                self.wait_ping(ns, &ROUTER_LAN_ADDR.to_string())
-                    .map_err(|e| fail(&format!("ping from {ns}"), e.to_string()))?;
-                lan_pinged.push(ns.clone());
-            }
-        }
-        Ok(LabCheck {
-            wan_address,
-            http_url,
-            dns_name: DNS_NAME.to_owned(),
-            dns_answer,
-            lan_pinged,
-        })
-    }
-
-    /// Waits until `ns` gets an answer to a ping of `addr` (ARP and bridge
-    /// learning may take a moment on a fresh link).
-    pub fn wait_ping(&self, ns: &str, addr: &str) -> Result<(), LabError> {
-        self.check_ns(ns)?;
-        let ping = self.tool_argv(&self.tools.busybox, &["ping", "-c", "1", "-W", "1", addr]);
-        wait_until(
-            &format!("{addr} to answer a ping from {ns}"),
-            Instant::now() + CHECK_TIMEOUT,
-            || exec::ns_exec(ns, &ping, Duration::from_secs(3)).is_ok_and(|o| o.status.success()),
-        )
-        .map_err(|source| LabError::Ready {
-            source,
-            log: self.dir.join("logs"),
-        })
-    }
-
     /// Keeps the lab running after this guard is gone (and after this
     /// process exits): its state file then says it is detached, and
     /// [`Lab::down`] removes it. Returns the lab's info.
@@ -473,195 +367,6 @@ impl Lab {
     fn save(&self) -> Result<(), LabError> {
         Ok(self.state.save(&self.dir)?)
     }
-
-    fn write(&self, path: &Path, contents: &str, mode: u32) -> Result<(), LabError> {
-        let err = |source| LabError::WriteFile {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(err)?;
-        }
-        fs::write(path, contents).map_err(err)?;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(err)
-    }
-
-    fn mkdir(&self, path: &Path) -> Result<(), LabError> {
-        fs::create_dir_all(path).map_err(|source| {
-            LabError::State(StateError::CreateDir {
-                path: path.to_owned(),
-                source,
-            })
-        })
-    }
-
-    fn start_child<S: AsRef<OsStr>>(
-        &self,
-        label: &str,
-        ns: &str,
-        argv: &[S],
-    ) -> Result<ChildGuard, LabError> {
-        let logs = self.dir.join("logs");
-        self.mkdir(&logs)?;
-        ChildGuard::spawn(label, Some(ns), argv, &logs.join(format!("{label}.log"))).map_err(
-            |source| LabError::Spawn {
-                what: label.to_owned(),
-                source,
-            },
-        )
-    }
-
-    /// Starts a process the lab owns.
-    fn start<S: AsRef<OsStr>>(
-        &mut self,
-        label: &str,
-        ns: &str,
-        argv: &[S],
-    ) -> Result<&mut ChildGuard, LabError> {
-        let child = self.start_child(label, ns, argv)?;
-        self.state.processes.push(child.record().clone());
-        self.save()?;
-        self.children.push(child);
-        let newest = self.children.len() - 1;
-        Ok(&mut self.children[newest])
-    }
-
-    fn build(&mut self, cfg: &LabConfig) -> Result<(), LabError> {
-        self.make_root(cfg.config.as_deref())?;
-        let plan = self.plan.clone();
-        for ns in plan.namespaces() {
-            // Recorded first, so a crash right after creating it still
-            // leaves a trace for `Lab::down`.
-            self.state.namespaces.push(ns.to_owned());
-            self.save()?;
-            netns::add(ns)?;
-        }
-
-        // isp:eth0 <-> router:wan0
-        netns::veth(&plan.isp, ISP_IF, &plan.router, ROUTER_WAN_IF)?;
-        netns::add_addr(&plan.isp, ISP_IF, &ISP_ADDR.to_string(), WAN_PREFIX)?;
-
-        // router:lan0 <-> sw:rtr0 in br0 <-> sw:lanN <-> lanN:eth0
-        netns::bridge(&plan.switch, SWITCH_BRIDGE)?;
-        netns::veth(&plan.router, ROUTER_LAN_IF, &plan.switch, SWITCH_UPLINK)?;
-        netns::enslave(&plan.switch, SWITCH_UPLINK, SWITCH_BRIDGE)?;
-        for (index, (ns, addr)) in plan.lan.iter().zip(plan.lan_addrs()).enumerate() {
-            let port = Plan::switch_port(index);
-            netns::veth(&plan.switch, &port, ns, CLIENT_IF)?;
-            netns::enslave(&plan.switch, &port, SWITCH_BRIDGE)?;
-            // Static until dhcpd exists.
-            netns::add_addr(ns, CLIENT_IF, &addr.to_string(), LAN_PREFIX)?;
-            netns::default_route(ns, &ROUTER_LAN_ADDR.to_string())?;
-        }
-        if self.static_router_lan {
-            // netd will own this address once it exists.
-            netns::add_addr(
-                &plan.router,
-                ROUTER_LAN_IF,
-                &ROUTER_LAN_ADDR.to_string(),
-                LAN_PREFIX,
-            )?;
-        }
-        netns::sysctl(&plan.router, "net.ipv4.ip_forward", "1")?;
-
-        self.start_isp()?;
-        let router_wan = self.start_wan()?;
-        self.info.addresses.router_wan = router_wan;
-        self.state.info = Some(self.info.clone());
-        self.save()
-    }
-
-    fn make_root(&self, config: Option<&Path>) -> Result<(), LabError> {
-        let etc = self.info.root.join("etc/oxwrt");
-        for dir in [
-            &etc,
-            &self.info.root.join("run/oxwrt"),
-            &self.info.root.join("var/lib/oxwrt"),
-        ] {
-            self.mkdir(dir)?;
-        }
-        let Some(config) = config else {
-            return Ok(());
-        };
-        let copy = |from: &Path| -> Result<(), LabError> {
-            let to = etc.join(from.file_name().unwrap_or(from.as_os_str()));
-            fs::copy(from, &to)
-                .map(drop)
-                .map_err(|source| LabError::CopyConfig {
-                    from: from.to_owned(),
-                    to,
-                    source,
-                })
-        };
-        if config.is_dir() {
-            let entries = fs::read_dir(config).map_err(|source| LabError::CopyConfig {
-                from: config.to_owned(),
-                to: etc.clone(),
-                source,
-            })?;
-            for entry in entries.filter_map(Result::ok) {
-                if entry.file_type().is_ok_and(|t| t.is_file()) {
-                    copy(&entry.path())?;
-                }
-            }
-            Ok(())
-        } else {
-            copy(config)
-        }
-    }
-
-    fn start_isp(&mut self) -> Result<(), LabError> {
-        let isp_ns = self.plan.isp.clone();
-        let files = IspFiles::under(&self.dir.join("isp"));
-        self.write(
-            &files.www.join("index.html"),
-            &isp::page(&self.plan.name),
-            0o644,
-        )?;
-        let isp_addr = ISP_ADDR.to_string();
-
-        let argv = isp::dnsmasq_argv(&self.tools.dnsmasq, &files);
-        let dnsmasq = self.start("dnsmasq", &isp_ns, &argv)?;
-        wait_child(
-            dnsmasq,
-            "dnsmasq to serve DNS and DHCP",
-            SERVER_TIMEOUT,
-            || {
-                (netns::listening(&isp_ns, "udp", &isp_addr, 53)
-                    && netns::listening(&isp_ns, "udp", &isp_addr, 67))
-                .then_some(())
-            },
-        )?;
-
-        let argv = isp::http_argv(
-            self.tools.python3.as_deref(),
-            &self.tools.busybox,
-            &files.www,
-        );
-        let http = self.start("http", &isp_ns, &argv)?;
-        wait_child(http, "the HTTP server to listen", SERVER_TIMEOUT, || {
-            netns::listening(&isp_ns, "tcp", &isp_addr, HTTP_PORT).then_some(())
-        })
-    }
-
-    fn start_wan(&mut self) -> Result<String, LabError> {
-        let router = self.plan.router.clone();
-        let files = WanFiles::under(&self.dir.join("wan"));
-        self.write(&files.conf, wan::DHCLIENT_CONF, 0o644)?;
-        self.write(&files.script, &wan::dhclient_script(&self.tools.ip), 0o755)?;
-        let argv = wan::dhclient_argv(&self.tools.dhclient, &files);
-        let dhclient = self.start("dhclient", &router, &argv)?;
-        wait_child(
-            dhclient,
-            "the router's WAN to get a lease",
-            LEASE_TIMEOUT,
-            || {
-                netns::ipv4_addrs(&router, ROUTER_WAN_IF)
-                    .ok()
-                    .and_then(|addrs| addrs.into_iter().next())
-            },
-        )
-    }
 }
 
 impl Drop for Lab {
@@ -676,32 +381,6 @@ impl Drop for Lab {
                 errors.join("; ")
             );
         }
-    }
-}
-
-/// Waits for `ready` to give a value while `child` keeps running.
-fn wait_child<T>(
-    child: &mut ChildGuard,
-    what: &str,
-    timeout: Duration,
-    mut ready: impl FnMut() -> Option<T>,
-) -> Result<T, LabError> {
-    // `Some(None)` ends the wait early: the child died.
-    let result = wait_for(what, Instant::now() + timeout, || {
-        if let Some(value) = ready() {
-            return Some(Some(value));
-        }
-        (!child.is_running()).then_some(None)
-    });
-    let log = child.log_path().to_owned();
-    match result {
-        Ok(Some(value)) => Ok(value),
-        Ok(None) => Err(LabError::Died {
-            process: child.label().to_owned(),
-            what: what.to_owned(),
-            log,
-        }),
-        Err(source) => Err(LabError::Ready { source, log }),
     }
 }
 
