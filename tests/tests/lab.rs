@@ -93,7 +93,7 @@ fn host_network() -> Result<(String, String), Box<dyn std::error::Error + Send +
         .collect();
     Ok((
         links.join(","),
-        run(&["ip", "route", "show", "table", "all"])?,
+        run(&["ip", "-4", "route", "show", "table", "all"])?,
     ))
 }
 

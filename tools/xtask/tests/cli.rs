@@ -1,0 +1,76 @@
+//! `cargo xtask lab up` / `lab down` from outside: the detached lab
+//! outlives the command, the command prints one JSON object and does not
+//! leave its output held open, and `lab down` removes everything.
+
+use std::process::Output;
+use std::time::Duration;
+
+use oxwrt_lab::exec::{ProcId, run};
+use oxwrt_lab::state::{STATE_DIR_ENV, State};
+use oxwrt_lab::support::{SupportError, check_kernel};
+use oxwrt_lab::testing::{self, Skip, TestResult};
+use oxwrt_lab::{LabInfo, netns};
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+fn xtask(state_dir: &std::path::Path, args: &[&str]) -> Result<Output, oxwrt_lab::ExecError> {
+    // `env` sets the state directory without touching this process's
+    // environment, which other tests share.
+    let dir = format!("{STATE_DIR_ENV}={}", state_dir.display());
+    let mut argv = vec!["env", dir.as_str(), XTASK];
+    argv.extend_from_slice(args);
+    run(&argv, Duration::from_secs(60))
+}
+
+#[test]
+fn lab_up_detaches_and_lab_down_removes() {
+    testing::run(Duration::from_secs(120), |_| -> TestResult {
+        if let Err(SupportError::Unsupported { reason }) = check_kernel() {
+            return Err(Box::new(Skip { reason }));
+        }
+        let pid = std::process::id();
+        let name = format!("cli{pid}");
+        let state_dir = std::env::temp_dir().join(format!("oxwrt-lab-cli-{pid}"));
+
+        let up = xtask(
+            &state_dir,
+            &["lab", "up", "--name", &name, "--clients", "2"],
+        )?;
+        let stdout = String::from_utf8_lossy(&up.stdout);
+        assert!(
+            up.status.success(),
+            "lab up failed: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        assert_eq!(stdout.lines().count(), 1, "one JSON object: {stdout}");
+        let info: LabInfo = serde_json::from_str(&stdout)?;
+        assert_eq!(info.name, name);
+        assert_eq!(info.namespaces.lan.len(), 2);
+        assert_eq!(info.dir, state_dir.join(&name));
+
+        // The command is gone; the lab is not.
+        let state = State::load(&info.dir)?;
+        assert!(state.detached);
+        let processes: Vec<ProcId> = state.processes.iter().map(|p| p.id).collect();
+        assert!(!processes.is_empty() && processes.iter().all(ProcId::is_alive));
+        let live = netns::list()?;
+        assert!(live.contains(&info.namespaces.router));
+
+        let down = xtask(&state_dir, &["lab", "down", "--name", &name])?;
+        assert!(
+            down.status.success(),
+            "lab down failed: {}",
+            String::from_utf8_lossy(&down.stderr)
+        );
+        assert!(processes.iter().all(|id| !id.is_alive()));
+        let live = netns::list()?;
+        assert!(state.namespaces.iter().all(|ns| !live.contains(ns)));
+        assert!(!info.dir.exists());
+
+        let again = xtask(&state_dir, &["lab", "down", "--name", &name])?;
+        assert!(!again.status.success());
+        assert!(String::from_utf8_lossy(&again.stderr).contains("no lab named"));
+        std::fs::remove_dir(&state_dir)?;
+        Ok(())
+    });
+}
