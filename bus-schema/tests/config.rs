@@ -293,7 +293,7 @@ fn unused_secret_is_a_warning_in_the_secrets_file() {
         .collect();
     assert!(
         w.contains(
-            &"oxwrt.secrets.toml:2:7: warning: old: secret is not used by any field".to_string()
+            &"oxwrt.secrets.toml:2:1: warning: old: secret is not used by any field".to_string()
         ),
         "{w:#?}"
     );

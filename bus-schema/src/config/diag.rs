@@ -223,6 +223,29 @@ impl SourceFile {
         }
     }
 
+    /// A diagnostic at the key of `path` (for findings about a name rather
+    /// than its value); falls back to [`SourceFile::diag_at`].
+    pub fn diag_at_key(&self, severity: Severity, path: &Path, message: String) -> Diagnostic {
+        let mut node = self.root.as_ref();
+        for seg in path.segments() {
+            node = node.and_then(|n| match (seg, &n.children) {
+                (Seg::Key(k), Children::Table(t)) => t.get(k),
+                (Seg::Index(i), Children::Array(a)) => a.get(*i),
+                _ => None,
+            });
+        }
+        match node.and_then(|n| n.key_span.clone()) {
+            Some(span) => Diagnostic {
+                severity,
+                file: self.name.clone(),
+                position: Some(self.line_col(span.start)),
+                path: path.to_string(),
+                message,
+            },
+            None => self.diag_at(severity, path, message),
+        }
+    }
+
     /// A diagnostic at a byte span (from a parse error), naming the path of
     /// the innermost value that contains it.
     pub fn diag_at_span(

@@ -205,11 +205,20 @@ impl wire::Config {
 }
 
 fn toml_error(src: &SourceFile, e: &toml::de::Error) -> Diagnostic {
-    let message = e
+    // serde names Rust integer types; say what the operator should write.
+    let mut message = e
         .message()
         .trim_end_matches('\n')
         .trim_end_matches('.')
         .to_string();
+    for (rust, plain) in [
+        ("expected u8", "expected a non-negative integer"),
+        ("expected u16", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected i64", "expected an integer"),
+    ] {
+        message = message.replace(rust, plain);
+    }
     match e.span() {
         Some(span) => src.diag_at_span(Severity::Error, span, message),
         None => src.diag_file(Severity::Error, message),
@@ -223,13 +232,14 @@ fn parse_secrets(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Secrets {
         Ok(t) => t,
         Err(e) => {
             diags.push(toml_error(src, &e));
+            out.unparsable = true;
             return out;
         }
     };
     for (name, value) in table {
         let path = Path::root().key(&name);
         if !secret::valid_secret_name(&name) {
-            diags.push(src.diag_at(
+            diags.push(src.diag_at_key(
                 Severity::Error,
                 &path,
                 "invalid secret name (1-64 letters, digits, '-' or '_')".into(),
@@ -241,7 +251,8 @@ fn parse_secrets(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Secrets {
                 out.values.insert(name, Secret::new(s));
             }
             _ => {
-                diags.push(src.diag_at(Severity::Error, &path, "a secret must be a string".into()))
+                diags.push(src.diag_at(Severity::Error, &path, "a secret must be a string".into()));
+                out.broken.insert(name);
             }
         }
     }

@@ -28,10 +28,7 @@ impl FromStr for MacAddr {
         }
         let mut out = [0u8; 6];
         for (byte, part) in out.iter_mut().zip(&parts) {
-            if part.len() != 2 {
-                return Err(err());
-            }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| err())?;
+            *byte = hex_byte(part).ok_or_else(err)?;
         }
         Ok(Self(out))
     }
@@ -118,13 +115,11 @@ pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
 
 /// Parses an IPv4 prefix with a host address, `192.168.1.1/24`.
 pub fn parse_ipv4_iface(s: &str) -> Result<Ipv4Net, String> {
+    prefix_len_in_range(s, 32)?;
     let net: Ipv4Net = s.parse().map_err(|_| {
         format!("invalid IPv4 address with prefix {s:?} (expected like 192.168.1.1/24)")
     })?;
-    if net.prefix_len() < 32
-        && (net.addr() == net.network() || net.addr() == net.broadcast())
-        && net.prefix_len() < 31
-    {
+    if net.prefix_len() < 31 && (net.addr() == net.network() || net.addr() == net.broadcast()) {
         return Err(format!(
             "{s} is the network or broadcast address of its subnet, not a host address"
         ));
@@ -132,8 +127,34 @@ pub fn parse_ipv4_iface(s: &str) -> Result<Ipv4Net, String> {
     Ok(net)
 }
 
+/// Names an out-of-range prefix length as the problem, when it is one.
+fn prefix_len_in_range(s: &str, max: u32) -> Result<(), String> {
+    match s.rsplit_once('/').map(|(_, p)| p.parse::<u32>()) {
+        Some(Ok(len)) if len > max => {
+            Err(format!("prefix length {len} out of range 0-{max} in {s:?}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Why `ip` cannot be a host's address in `net` (the router's own, the
+/// network or the broadcast address), if it cannot.
+pub fn host_address_problem(net: Ipv4Net, ip: std::net::Ipv4Addr) -> Option<String> {
+    if ip == net.addr() {
+        Some(format!("{ip} is the router's own address"))
+    } else if net.prefix_len() < 31 && (ip == net.network() || ip == net.broadcast()) {
+        Some(format!(
+            "{ip} is the network or broadcast address of {}",
+            net.trunc()
+        ))
+    } else {
+        None
+    }
+}
+
 /// Parses an IPv6 address with prefix, `fd00::1/64`.
 pub fn parse_ipv6_iface(s: &str) -> Result<Ipv6Net, String> {
+    prefix_len_in_range(s, 128)?;
     s.parse().map_err(|_| {
         format!("invalid IPv6 address with prefix {s:?} (expected like fd12:3456:789a::1/64)")
     })
@@ -180,8 +201,28 @@ pub fn parse_socket_addr(s: &str, default_port: u16) -> Result<SocketAddr, Strin
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, default_port));
     }
-    s.parse()
-        .map_err(|_| format!("invalid address {s:?} (expected IP, IP:PORT or [IPv6]:PORT)"))
+    match s.parse::<SocketAddr>() {
+        Ok(sa) if sa.port() == 0 => Err(format!("port 0 in {s:?} (ports are 1-65535)")),
+        Ok(sa) => Ok(sa),
+        Err(_) => Err(format!(
+            "invalid address {s:?} (expected IP, IP:PORT or [IPv6]:PORT)"
+        )),
+    }
+}
+
+/// Checks `HOST:PORT` where HOST is a name, an IPv4 address or `[IPv6]`.
+pub fn check_endpoint(s: &str) -> Result<(), String> {
+    let err = || format!("invalid endpoint {s:?} (expected HOST:PORT, IPv4:PORT or [IPv6]:PORT)");
+    let (host, port) = s.rsplit_once(':').ok_or_else(err)?;
+    port.parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(err)?;
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => host.parse::<std::net::Ipv4Addr>().is_ok() || check_hostname(host, true).is_ok(),
+    };
+    if host_ok { Ok(()) } else { Err(err()) }
 }
 
 /// Checks a Linux interface name.
@@ -349,6 +390,10 @@ pub fn parse_schedule(s: &str) -> Result<Schedule, String> {
                 return Err(err("time window is empty"));
             }
             window = Some((a, b));
+        } else if part.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(err(&format!(
+                "bad time window {part:?}: write hours and minutes, like 09:00-17:00"
+            )));
         } else {
             if days != 0 {
                 return Err(err("more than one day list"));
@@ -392,7 +437,7 @@ pub fn parse_wg_key(s: &str) -> Result<[u8; 32], String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(s.trim())
         .map_err(|_| {
-            "invalid WireGuard key (expected base64 of 32 bytes, as `wg genkey` prints)".to_string()
+            "invalid WireGuard key (expected base64 of 32 bytes, as `wg genkey` and `wg pubkey` print)".to_string()
         })?;
     bytes
         .try_into()
@@ -419,8 +464,17 @@ pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
     }
     (0..s.len())
         .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
+        .map(|i| s.get(i..i + 2).and_then(hex_byte))
         .collect()
+}
+
+/// Two hex digits (no sign: `from_str_radix` alone would take "+1").
+fn hex_byte(s: &str) -> Option<u8> {
+    if s.len() == 2 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        u8::from_str_radix(s, 16).ok()
+    } else {
+        None
+    }
 }
 
 /// Parses a memory size: bytes, or with K, M, G suffix (powers of 1024).
@@ -454,6 +508,8 @@ mod tests {
         );
         assert!("02:ab:00:00:00".parse::<MacAddr>().is_err());
         assert!("02:ab:00:00:00:0g".parse::<MacAddr>().is_err());
+        assert!("+2:ab:00:00:00:01".parse::<MacAddr>().is_err());
+        assert_eq!(decode_hex("+1"), None);
         assert!(
             "03:00:00:00:00:00"
                 .parse::<MacAddr>()
@@ -478,7 +534,14 @@ mod tests {
         assert!(parse_ipv4_iface("192.168.1.0/24").is_err());
         assert!(parse_ipv4_iface("192.168.1.255/24").is_err());
         assert!(parse_ipv4_iface("10.0.0.0/31").is_ok());
-        assert!(parse_ipv4_iface("192.168.1.1/33").is_err());
+        assert!(
+            parse_ipv4_iface("192.168.1.1/33")
+                .is_err_and(|e| e.contains("prefix length 33 out of range 0-32"))
+        );
+        assert!(parse_socket_addr("9.9.9.9:0", 53).is_err());
+        assert!(check_endpoint("[2001:db8::1]:51820").is_ok());
+        assert!(check_endpoint("vpn.example:51820").is_ok());
+        assert!(check_endpoint("2001:db8::1").is_err());
         assert!(parse_prefix("10.0.0.1/8").is_err_and(|e| e.contains("10.0.0.0/8")));
         assert!(parse_socket_addr("[2606:4700::1111]:53", 53).is_ok());
         assert_eq!(parse_socket_addr("1.1.1.1", 53).map(|a| a.port()), Ok(53));
@@ -513,7 +576,7 @@ mod tests {
         assert_eq!(s.days, 0b111_0001);
         let s = parse_schedule("22:00-06:00").expect("across midnight");
         assert_eq!((s.days, s.start_min, s.end_min), (0x7f, 1320, 360));
-        assert!(parse_schedule("mon-fri 9-17").is_err());
+        assert!(parse_schedule("mon-fri 9-17").is_err_and(|e| e.contains("like 09:00-17:00")));
         assert!(parse_schedule("funday").is_err());
         assert!(parse_schedule("mon 25:00-26:00").is_err());
     }

@@ -312,7 +312,7 @@ pub enum Proto {
 }
 
 /// A port: a number (`22`) or an inclusive range (`"8000-8080"`).
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum PortSpec {
     /// A single port.
@@ -587,7 +587,7 @@ pub enum Band {
 }
 
 /// A channel number or `"auto"`.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Channel {
     /// A channel number.
@@ -749,8 +749,9 @@ pub struct Ddns {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Control {
-    /// Where ctld listens: network names or addresses.
-    pub listen: Vec<String>,
+    /// Where ctld listens: network names (following their address) or fixed
+    /// addresses of the router; default every lan network.
+    pub listen: Option<Vec<String>>,
     /// UDP port.
     pub port: u32,
     /// Allow listening on a WAN network.
@@ -769,7 +770,7 @@ pub const DEFAULT_CONTROL_PORT: u32 = 7443;
 impl Default for Control {
     fn default() -> Self {
         Self {
-            listen: vec!["lan".into()],
+            listen: None,
             port: DEFAULT_CONTROL_PORT,
             allow_wan: false,
             rate_limit: 20,
@@ -861,3 +862,35 @@ pub struct Service {
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
 }
+
+/// Deserializes a TOML integer-or-string field into `$ty`'s `Number` and
+/// `Text` variants, with an `expecting` message in the operator's terms
+/// (serde's untagged enums only say "did not match any variant").
+macro_rules! number_or_text {
+    ($ty:ident, $expecting:literal) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<$ty, E> {
+                        Ok($ty::Number(v))
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<$ty, E> {
+                        Ok($ty::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$ty, E> {
+                        Ok($ty::Text(v.to_owned()))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+number_or_text!(PortSpec, r#"a port number or a range "LOW-HIGH""#);
+number_or_text!(Channel, r#"a channel number or "auto""#);

@@ -9,8 +9,8 @@ use super::{Ctx, Names, all, object_name};
 use crate::config::diag::Path;
 use crate::config::model::{self, Family, Proto};
 use crate::config::value::{
-    PortRange, parse_ip_or_net, parse_ipv4_iface, parse_port_number, parse_port_range, parse_rate,
-    parse_schedule,
+    PortRange, host_address_problem, parse_ip_or_net, parse_ipv4_iface, parse_port_number,
+    parse_port_range, parse_rate, parse_schedule,
 };
 use crate::config::wire::{self, NetworkKind, PortSpec};
 
@@ -374,16 +374,18 @@ fn internal(
             format!("invalid internal address {s:?} (expected IPv4:PORT like 192.168.1.10:80)")
         })
         .and_then(|sa| match sa.port() {
-            0 => Err(format!("port 0 in {s:?}")),
+            0 => Err(format!("port 0 in {s:?} (ports are 1-65535)")),
             _ => Ok((*sa.ip(), sa.port())),
         });
     let (addr, port) = ctx.check(path, parsed)?;
     match lans.iter().find(|n| n.contains(&addr)) {
-        Some(net) if net.addr() == addr => {
-            ctx.err(path, format!("{addr} is the router's own address"));
-            None
-        }
-        Some(_) => Some((addr, port)),
+        Some(net) => match host_address_problem(*net, addr) {
+            Some(m) => {
+                ctx.err(path, m);
+                None
+            }
+            None => Some((addr, port)),
+        },
         None => {
             let subnets: Vec<String> = lans.iter().map(|n| n.trunc().to_string()).collect();
             ctx.err(

@@ -9,8 +9,8 @@ use super::{Ctx, Names, all};
 use crate::config::diag::Path;
 use crate::config::model;
 use crate::config::value::{
-    MacAddr, check_hostname, decode_hex, parse_duration_secs, parse_ip, parse_ipv4_iface,
-    parse_prefix, parse_socket_addr,
+    MacAddr, check_hostname, decode_hex, host_address_problem, parse_duration_secs, parse_ip,
+    parse_ipv4_iface, parse_prefix, parse_socket_addr,
 };
 use crate::config::wire::{self, DnsProtocol, NetworkKind};
 
@@ -54,7 +54,6 @@ pub(super) fn dhcp(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Op
     let base = Path::root().key("dhcp");
     let pbase = base.key("pools");
     let lans = lan_subnets(c);
-    let lan_names = names.networks_of(&[NetworkKind::Lan]);
     ctx.unique(
         "DHCP pool for network",
         c.dhcp
@@ -65,7 +64,13 @@ pub(super) fn dhcp(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Op
     );
     let pools = all(c.dhcp.pools.iter().enumerate().map(|(i, p)| {
         let path = pbase.idx(i);
-        if !ctx.reference(&path.key("network"), "lan network", &p.network, &lan_names) {
+        if !ctx.network_ref(
+            &path.key("network"),
+            &p.network,
+            names,
+            &[NetworkKind::Lan],
+            "DHCP pools serve",
+        ) {
             return None;
         }
         let subnet = lans.get(p.network.as_str()).copied()?;
@@ -79,13 +84,22 @@ pub(super) fn dhcp(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Op
         .iter()
         .filter_map(|p| Some((p.network.as_str(), *lans.get(p.network.as_str())?)))
         .collect();
+    // Compare MACs as parsed, so 02:AA:.. and 02-aa-.. are the same client.
+    let macs: Vec<String> = c
+        .dhcp
+        .static_leases
+        .iter()
+        .map(|l| {
+            l.mac
+                .parse::<MacAddr>()
+                .map_or_else(|_| l.mac.clone(), |m| m.to_string())
+        })
+        .collect();
     ctx.unique(
         "static lease MAC",
-        c.dhcp
-            .static_leases
-            .iter()
+        macs.iter()
             .enumerate()
-            .map(|(i, l)| (sbase.idx(i).key("mac"), l.mac.as_str())),
+            .map(|(i, m)| (sbase.idx(i).key("mac"), m.as_str())),
     );
     ctx.unique(
         "static lease address",
@@ -98,7 +112,19 @@ pub(super) fn dhcp(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Op
     let mut hostnames = BTreeSet::new();
     let statics = all(c.dhcp.static_leases.iter().enumerate().map(|(i, l)| {
         let path = sbase.idx(i);
-        let mac = ctx.check(&path.key("mac"), l.mac.parse::<MacAddr>());
+        let mac = ctx.check(
+            &path.key("mac"),
+            l.mac.parse::<MacAddr>().and_then(|m| {
+                if m.is_multicast() {
+                    Err(format!(
+                        "{} is a multicast MAC address, not a client's",
+                        l.mac
+                    ))
+                } else {
+                    Ok(m)
+                }
+            }),
+        );
         let hostname = match &l.hostname {
             Some(h) => {
                 let ok = ctx.check(&path.key("hostname"), check_hostname(h, false));
@@ -120,13 +146,15 @@ pub(super) fn dhcp(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Op
                 .iter()
                 .map(|(n, s)| format!("{n} {}", s.trunc()))
                 .collect();
-            ctx.err(
-                &path.key("ip"),
+            let msg = if subnets.is_empty() {
+                format!("{ip} cannot have a static lease: no network has a DHCP pool")
+            } else {
                 format!(
                     "{ip} is not inside a network with a DHCP pool ({})",
                     subnets.join(", ")
-                ),
-            );
+                )
+            };
+            ctx.err(&path.key("ip"), msg);
             return None;
         };
         if let Some(m) = host_address_problem(*net, ip) {
@@ -144,20 +172,6 @@ pub(super) fn dhcp(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Op
         pools: pools?,
         static_leases: statics?,
     })
-}
-
-/// Why `ip` cannot be handed to a client in `net`, if it cannot.
-fn host_address_problem(net: Ipv4Net, ip: Ipv4Addr) -> Option<String> {
-    if ip == net.addr() {
-        Some(format!("{ip} is the router's own address"))
-    } else if net.prefix_len() < 31 && (ip == net.network() || ip == net.broadcast()) {
-        Some(format!(
-            "{ip} is the network or broadcast address of {}",
-            net.trunc()
-        ))
-    } else {
-        None
-    }
 }
 
 fn pool(
@@ -180,7 +194,20 @@ fn pool(
         }),
     );
     let router = match &p.router {
-        Some(r) => ipv4(ctx, &path.key("router"), r),
+        Some(r) => ipv4(ctx, &path.key("router"), r).and_then(|ip| {
+            if net.contains(&ip) {
+                Some(ip)
+            } else {
+                ctx.err(
+                    &path.key("router"),
+                    format!(
+                        "router {ip} is outside the network's subnet {}",
+                        net.trunc()
+                    ),
+                );
+                None
+            }
+        }),
         None => Some(net.addr()),
     };
     let dns = match &p.dns {
@@ -313,10 +340,10 @@ fn pool(
 pub(super) fn dns(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Option<model::Dns> {
     let d = &c.dns;
     let base = Path::root().key("dns");
-    let serving = names.networks_of(&[NetworkKind::Lan, NetworkKind::Simple]);
     let listen = match &d.listen {
         Some(list) => {
-            let ok = ctx.references(&base.key("listen"), "lan or simple network", list, &serving);
+            let kinds = [NetworkKind::Lan, NetworkKind::Simple];
+            let ok = ctx.network_refs(&base.key("listen"), list, names, &kinds, "DNS serves");
             ok.then(|| list.clone())
         }
         None => Some(
@@ -345,8 +372,12 @@ pub(super) fn dns(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Opt
             server_name: name?,
         })
     }));
+    // The default, system.domain, is checked (and reported) in [system].
     let domain = d.domain.clone().unwrap_or_else(|| c.system.domain.clone());
-    let domain_ok = ctx.check(&base.key("domain"), check_hostname(&domain, true));
+    let domain_ok = match &d.domain {
+        Some(own) => ctx.check(&base.key("domain"), check_hostname(own, true)),
+        None => Some(()),
+    };
     let hbase = base.key("hosts");
     let fqdn = |n: &str| {
         let n = n.trim_end_matches('.').to_ascii_lowercase();

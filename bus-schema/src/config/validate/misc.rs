@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use super::{Ctx, Names, all, object_name};
 use crate::config::diag::Path;
 use crate::config::model::{self, ControlListen, DdnsProvider, Role};
-use crate::config::value::{check_hostname, parse_ed25519_public, parse_ipv4_iface};
+use crate::config::value::{
+    check_hostname, parse_ed25519_public, parse_ipv4_iface, parse_ipv6_iface,
+};
 use crate::config::wire::{self, NetworkKind};
 
 pub(super) fn system(ctx: &mut Ctx<'_>, s: &wire::System) -> Option<model::System> {
@@ -52,8 +54,13 @@ pub(super) fn ntp(ctx: &mut Ctx<'_>, n: &wire::Ntp, names: &Names<'_>) -> Option
             },
         )
     }));
-    let lans = names.networks_of(&[NetworkKind::Lan]);
-    let serve_ok = ctx.references(&base.key("serve"), "lan network", &n.serve, &lans);
+    let serve_ok = ctx.network_refs(
+        &base.key("serve"),
+        &n.serve,
+        names,
+        &[NetworkKind::Lan],
+        "NTP serves",
+    );
     serve_ok.then_some(())?;
     Some(model::Ntp {
         servers: servers?,
@@ -87,7 +94,13 @@ pub(super) fn ddns(
         });
         let network = match &d.network {
             Some(n) => ctx
-                .reference(&path.key("network"), "wan network", n, &wans)
+                .network_ref(
+                    &path.key("network"),
+                    n,
+                    names,
+                    &[NetworkKind::Wan],
+                    "dynamic DNS publishes",
+                )
                 .then(|| n.clone()),
             None => {
                 let first = wans.first().map(|w| (*w).to_string());
@@ -141,28 +154,67 @@ pub(super) fn control(
 ) -> Option<model::Control> {
     let ctl = &c.control;
     let base = Path::root().key("control");
-    let listen = all(ctl.listen.iter().enumerate().map(|(i, l)| {
-        let path = base.key("listen").idx(i);
-        let (entry, wan) = if let Ok(ip) = l.parse::<IpAddr>() {
-            // An address on a static WAN's subnet is a WAN listener too.
-            let wan = c.networks.iter().any(|n| {
-                n.kind == NetworkKind::Wan
-                    && n.address.as_deref().and_then(|a| parse_ipv4_iface(a).ok()).is_some_and(|net| ipnet::IpNet::V4(net).contains(&ip))
-            });
-            (ControlListen::Address(ip), wan)
-        } else {
-            let known = names.networks_of(&[]);
-            if !ctx.reference(&path, "network", l, &known) {
+    // The router's own fixed addresses, with the kind of their network.
+    let own: Vec<(IpAddr, NetworkKind)> = c
+        .networks
+        .iter()
+        .flat_map(|n| {
+            let v4 = n
+                .address
+                .as_deref()
+                .and_then(|a| parse_ipv4_iface(a).ok())
+                .map(|a| IpAddr::V4(a.addr()));
+            let v6 = n
+                .ipv6
+                .as_deref()
+                .and_then(|a| parse_ipv6_iface(a).ok())
+                .map(|a| IpAddr::V6(a.addr()));
+            [v4, v6].into_iter().flatten().map(move |ip| (ip, n.kind))
+        })
+        .collect();
+    let listen = match &ctl.listen {
+        None => Some(
+            names
+                .networks_of(&[NetworkKind::Lan])
+                .into_iter()
+                .map(|n| ControlListen::Network(n.to_string()))
+                .collect(),
+        ),
+        Some(list) => all(list.iter().enumerate().map(|(i, l)| {
+            let path = base.key("listen").idx(i);
+            let (entry, wan) = if let Ok(ip) = l.parse::<IpAddr>() {
+                let kind = if ip.is_loopback() {
+                    NetworkKind::Simple
+                } else if let Some((_, k)) = own.iter().find(|(a, _)| *a == ip) {
+                    *k
+                } else {
+                    let list: Vec<String> = own.iter().map(|(a, _)| a.to_string()).collect();
+                    ctx.err(
+                        &path,
+                        format!(
+                            "{ip} is not a fixed address of this router ({}); name a network to follow an address it learns",
+                            list.join(", ")
+                        ),
+                    );
+                    return None;
+                };
+                (ControlListen::Address(ip), kind == NetworkKind::Wan)
+            } else {
+                if !ctx.network_ref(&path, l, names, &[], "the control plane listens on") {
+                    return None;
+                }
+                (ControlListen::Network(l.clone()), names.kind_of(l) == Some(NetworkKind::Wan))
+            };
+            if wan && !ctl.allow_wan {
+                ctx.err(
+                    &path,
+                    format!("the control plane would listen on wan ({l}); set control.allow_wan = true if that is really meant"),
+                );
                 return None;
             }
-            (ControlListen::Network(l.clone()), names.kind_of(l) == Some(NetworkKind::Wan))
-        };
-        if wan && !ctl.allow_wan {
-            ctx.err(&path, format!("the control plane would listen on wan ({l}); set control.allow_wan = true if that is really meant"));
-            return None;
-        }
-        Some(entry)
-    }));
+            Some(entry)
+        })),
+    };
     let port = match u16::try_from(ctl.port) {
         Ok(p) if p != 0 => {
             if let Some(w) = c.wireguard.iter().find(|w| w.listen_port == Some(ctl.port)) {

@@ -26,7 +26,13 @@ pub const BUILTIN_SERVICES: &[&str] = &[
 /// The secrets file, parsed: each secret with its TOML path for locating it.
 #[derive(Debug, Default)]
 pub(crate) struct Secrets {
+    /// Valid secrets by name.
     pub values: BTreeMap<String, Secret>,
+    /// Names present but invalid, already reported: references to them
+    /// are not reported again.
+    pub broken: BTreeSet<String>,
+    /// The file did not parse (already reported): no reference is reported.
+    pub unparsable: bool,
 }
 
 /// Collects findings while checking one config pair.
@@ -105,6 +111,9 @@ impl<'a> Ctx<'a> {
             SecretField::Ref(name) => name,
         };
         self.used_secrets.insert(name.clone());
+        if self.secrets.unparsable || self.secrets.broken.contains(name) {
+            return None;
+        }
         let Some(value) = self.secrets.values.get(name) else {
             let msg = if self.secrets_exist {
                 format!(
@@ -159,19 +168,60 @@ impl<'a> Ctx<'a> {
         false
     }
 
-    /// Checks every name of a list (`base[i]`) against `known`, reporting
-    /// each unknown one; true when all resolve.
-    pub fn references(
+    /// Checks that `name` is a network of one of `kinds`. A network of
+    /// another kind is named as such rather than called unknown; `user`
+    /// says who needs it ("DHCP pools serve").
+    pub fn network_ref(
+        &mut self,
+        path: &Path,
+        name: &str,
+        names: &Names<'_>,
+        kinds: &[wire::NetworkKind],
+        user: &str,
+    ) -> bool {
+        let allowed = names.networks_of(kinds);
+        if allowed.contains(&name) {
+            return true;
+        }
+        let what = if kinds.is_empty() {
+            "network".to_string()
+        } else {
+            let kinds: Vec<&str> = kinds.iter().map(|k| kind_name(*k)).collect();
+            format!("{} network", kinds.join(" or "))
+        };
+        match names.kind_of(name) {
+            Some(kind) => {
+                let choices = if allowed.is_empty() {
+                    format!("no {what}s are defined")
+                } else {
+                    format!("{what}s: {}", allowed.join(", "))
+                };
+                self.err(
+                    path,
+                    format!(
+                        "network {name:?} is a {} network, but {user} only {what}s ({choices})",
+                        kind_name(kind)
+                    ),
+                );
+                false
+            }
+            None => self.reference(path, &what, name, &allowed),
+        }
+    }
+
+    /// [`Ctx::network_ref`] for every name of a list (`base[i]`).
+    pub fn network_refs(
         &mut self,
         base: &Path,
-        what: &str,
-        names: &[String],
-        known: &[&str],
+        list: &[String],
+        names: &Names<'_>,
+        kinds: &[wire::NetworkKind],
+        user: &str,
     ) -> bool {
-        let results: Vec<bool> = names
+        let results: Vec<bool> = list
             .iter()
             .enumerate()
-            .map(|(i, n)| self.reference(&base.idx(i), what, n, known))
+            .map(|(i, n)| self.network_ref(&base.idx(i), n, names, kinds, user))
             .collect();
         results.into_iter().all(|ok| ok)
     }
@@ -204,7 +254,7 @@ impl<'a> Ctx<'a> {
     fn unused_secrets(&mut self) {
         for name in self.secrets.values.keys() {
             if !self.used_secrets.contains(name) {
-                let d = self.secrets_src.diag_at(
+                let d = self.secrets_src.diag_at_key(
                     Severity::Warning,
                     &Path::root().key(name),
                     "secret is not used by any field".into(),
@@ -257,6 +307,15 @@ impl<'w> Names<'w> {
     }
 }
 
+/// The config spelling of a network kind.
+pub(crate) fn kind_name(kind: wire::NetworkKind) -> &'static str {
+    match kind {
+        wire::NetworkKind::Lan => "lan",
+        wire::NetworkKind::Wan => "wan",
+        wire::NetworkKind::Simple => "simple",
+    }
+}
+
 /// Checks an object name: 1–32 of `[A-Za-z0-9_-]`.
 pub(crate) fn object_name(ctx: &mut Ctx<'_>, path: &Path, name: &str) {
     let ok = !name.is_empty()
@@ -287,7 +346,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, c: &wire::Config) -> Option<Config> {
     let ntp = misc::ntp(ctx, &c.ntp, &names);
     let ddns = misc::ddns(ctx, &c.ddns, &names);
     let control = misc::control(ctx, c, &names);
-    let services = services::services(ctx, &c.services, &c.networks);
+    let services = services::services(ctx, &c.services, &c.networks, &names);
     ctx.unused_secrets();
     Some(Config {
         system: system?,

@@ -8,8 +8,8 @@ use super::{Ctx, Names, all, object_name};
 use crate::config::diag::Path;
 use crate::config::model::{self, Lan, NetworkKind, Simple, Vlan, Wan, WanMode};
 use crate::config::value::{
-    MacAddr, check_hostname, check_ifname, parse_ip, parse_ipv4_iface, parse_ipv6_iface,
-    parse_prefix,
+    MacAddr, check_hostname, check_ifname, host_address_problem, parse_ip, parse_ipv4_iface,
+    parse_ipv6_iface, parse_prefix,
 };
 use crate::config::wire;
 
@@ -225,11 +225,14 @@ fn wan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind>
                 .enumerate()
                 .map(|(i, d)| ctx.check(&path.key("dns").idx(i), parse_ip(d))));
             let (address, gateway) = (address?, gateway?);
-            if !address.contains(&gateway) || address.addr() == gateway {
-                ctx.err(
-                    &path.key("gateway"),
-                    format!("gateway {gateway} is not a neighbour in {address}"),
-                );
+            let problem = if address.contains(&gateway) {
+                host_address_problem(address, gateway)
+                    .map(|m| m.replace("the router's own", "this network's own"))
+            } else {
+                Some(format!("gateway {gateway} is outside {}", address.trunc()))
+            };
+            if let Some(m) = problem {
+                ctx.err(&path.key("gateway"), m);
                 return None;
             }
             Some(WanMode::Static {
@@ -274,6 +277,13 @@ fn simple(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKi
         None => Some(None),
     };
     let device = match (&n.device, &vlan) {
+        (Some(_), Some(Some(_))) => {
+            ctx.err(
+                path,
+                "set either `device` or `vlan` (which names its device), not both",
+            );
+            None
+        }
         (Some(d), _) => ctx
             .check(&path.key("device"), check_ifname(d))
             .map(|()| d.clone()),
@@ -322,12 +332,17 @@ fn cross_checks(ctx: &mut Ctx<'_>, base: &Path, nets: &[model::Network]) {
     // Every device (bridge, port, WAN device, simple device) has one owner.
     let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
     for (i, n) in nets.iter().enumerate() {
-        let mut devices: Vec<(&str, Path)> = vec![(n.device(), base.idx(i))];
+        let field = match n.kind {
+            NetworkKind::Lan(_) => "bridge",
+            NetworkKind::Wan(_) | NetworkKind::Simple(_) => "device",
+        };
+        let mut devices: Vec<(&str, Path)> = vec![(n.device(), base.idx(i).key(field))];
         if let NetworkKind::Lan(lan) = &n.kind {
             devices.extend(
                 lan.ports
                     .iter()
-                    .map(|p| (p.as_str(), base.idx(i).key("ports"))),
+                    .enumerate()
+                    .map(|(j, p)| (p.as_str(), base.idx(i).key("ports").idx(j))),
             );
         }
         for (dev, path) in devices {

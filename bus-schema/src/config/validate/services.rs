@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{BUILTIN_SERVICES, Ctx, all, object_name};
+use super::{BUILTIN_SERVICES, Ctx, Names, all, object_name};
 use crate::config::diag::Path;
 use crate::config::model::{self, NetworkMode, ServiceNetwork};
 use crate::config::value::{parse_ipv4_iface, parse_memory};
@@ -38,6 +38,7 @@ pub(super) fn services(
     ctx: &mut Ctx<'_>,
     list: &[wire::Service],
     nets: &[wire::Network],
+    names: &Names<'_>,
 ) -> Option<Vec<model::Service>> {
     let base = Path::root().key("services");
     ctx.unique(
@@ -51,7 +52,7 @@ pub(super) fn services(
     let out = all(list
         .iter()
         .enumerate()
-        .map(|(i, s)| service(ctx, &base.idx(i), s, nets, &known)))?;
+        .map(|(i, s)| service(ctx, &base.idx(i), s, nets, names, &known)))?;
     // Dependencies must form no cycle among declared services.
     let deps: BTreeMap<&str, &[String]> = out
         .iter()
@@ -89,6 +90,7 @@ fn service(
     path: &Path,
     s: &wire::Service,
     nets: &[wire::Network],
+    names: &Names<'_>,
     known: &[&str],
 ) -> Option<model::Service> {
     object_name(ctx, path, &s.name);
@@ -126,7 +128,7 @@ fn service(
             );
             (s.network.is_none() && s.address.is_none()).then_some(ServiceNetwork::Host)
         }
-        NetworkMode::Isolated => isolated(ctx, path, s, nets),
+        NetworkMode::Isolated => isolated(ctx, path, s, nets, names),
     };
     let mut caps_ok = true;
     for (i, c) in s.capabilities.iter().enumerate() {
@@ -206,16 +208,18 @@ fn isolated(
     path: &Path,
     s: &wire::Service,
     nets: &[wire::Network],
+    names: &Names<'_>,
 ) -> Option<ServiceNetwork> {
     let context = "services in isolated network mode";
     let network = ctx.required(path, s.network.as_ref(), "network", context)?;
     let address = ctx.required(path, s.address.as_ref(), "address", context)?;
-    let lans: Vec<&str> = nets
-        .iter()
-        .filter(|n| n.kind == NetworkKind::Lan)
-        .map(|n| n.name.as_str())
-        .collect();
-    if !ctx.reference(&path.key("network"), "lan network", network, &lans) {
+    if !ctx.network_ref(
+        &path.key("network"),
+        network,
+        names,
+        &[NetworkKind::Lan],
+        "isolated services join",
+    ) {
         return None;
     }
     let addr = ctx.check(&path.key("address"), parse_ipv4_iface(address))?;

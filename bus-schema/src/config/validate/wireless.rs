@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use super::{Ctx, Names, all, object_name};
 use crate::config::diag::Path;
 use crate::config::model::{self, Band, Security};
-use crate::config::value::{check_ifname, parse_ip_or_net, parse_prefix, parse_wg_key};
+use crate::config::value::{
+    check_endpoint, check_ifname, parse_ip_or_net, parse_ipv4_iface, parse_ipv6_iface,
+    parse_prefix, parse_wg_key,
+};
 use crate::config::wire::{self, Channel, NetworkKind};
 
 /// Whether `ch` is a valid primary channel in `band`.
@@ -29,12 +32,18 @@ fn widths(band: Band) -> &'static [u32] {
 
 fn passphrase(p: &str) -> Result<(), String> {
     let n = p.chars().count();
-    if !(8..=63).contains(&n) || !p.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+    if !(8..=63).contains(&n) {
         return Err(format!(
             "WPA passphrase must be 8-63 printable ASCII characters (has {n} characters)"
         ));
     }
-    Ok(())
+    match p.chars().position(|c| !(' '..='~').contains(&c)) {
+        Some(i) => Err(format!(
+            "WPA passphrase must be 8-63 printable ASCII characters (character {} is not)",
+            i + 1
+        )),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn wifi(ctx: &mut Ctx<'_>, w: &wire::Wifi, names: &Names<'_>) -> Option<model::Wifi> {
@@ -100,13 +109,18 @@ pub(super) fn wifi(ctx: &mut Ctx<'_>, w: &wire::Wifi, names: &Names<'_>) -> Opti
             .enumerate()
             .map(|(i, n)| (nbase.idx(i).key("name"), n.name.as_str())),
     );
-    let lans = names.networks_of(&[NetworkKind::Lan]);
     let bands: BTreeMap<&str, Band> = w.radios.iter().map(|r| (r.name.as_str(), r.band)).collect();
     let networks = all(w.networks.iter().enumerate().map(|(i, n)| {
         let path = nbase.idx(i);
         object_name(ctx, &path, &n.name);
         let radio_ok = ctx.reference(&path.key("radio"), "radio", &n.radio, &names.radios);
-        let net_ok = ctx.reference(&path.key("network"), "lan network", &n.network, &lans);
+        let net_ok = ctx.network_ref(
+            &path.key("network"),
+            &n.network,
+            names,
+            &[NetworkKind::Lan],
+            "Wi-Fi networks join",
+        );
         let ssid_ok = (1..=32).contains(&n.ssid.len());
         if !ssid_ok {
             ctx.err(
@@ -199,11 +213,13 @@ pub(super) fn wireguard(
         let port = port16(ctx, &path.key("listen_port"), w.listen_port, "listen port");
         let key = ctx.secret(&path.key("private_key"), &w.private_key, wg_key);
         let addresses = all(w.addresses.iter().enumerate().map(|(j, a)| {
-            ctx.check(
-                &path.key("addresses").idx(j),
-                a.parse::<ipnet::IpNet>()
-                    .map_err(|_| format!("invalid address with prefix {a:?}")),
-            )
+            // An interface address, not a prefix: IPv4 gets the host checks.
+            let parsed = match a.parse::<ipnet::IpNet>() {
+                Ok(ipnet::IpNet::V4(_)) => parse_ipv4_iface(a).map(ipnet::IpNet::V4),
+                Ok(_) => parse_ipv6_iface(a).map(ipnet::IpNet::V6),
+                Err(_) => Err(format!("invalid address with prefix {a:?}")),
+            };
+            ctx.check(&path.key("addresses").idx(j), parsed)
         }));
         let pbase = path.key("peers");
         ctx.unique(
@@ -235,19 +251,9 @@ pub(super) fn wireguard(
                 )
             }));
             let endpoint = match &p.endpoint {
-                Some(e) => {
-                    let ok = e.rsplit_once(':').is_some_and(|(h, port)| {
-                        !h.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
-                    });
-                    ctx.check(
-                        &pp.key("endpoint"),
-                        if ok {
-                            Ok(Some(e.clone()))
-                        } else {
-                            Err(format!("invalid endpoint {e:?} (expected HOST:PORT)"))
-                        },
-                    )
-                }
+                Some(e) => ctx
+                    .check(&pp.key("endpoint"), check_endpoint(e))
+                    .map(|()| Some(e.clone())),
                 None => Some(None),
             };
             let keepalive = port16(
