@@ -53,6 +53,7 @@ fn network(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<model::N
         });
         ctx.check(&path.key("mac"), r)
     });
+    inapplicable_fields(ctx, path, n);
     let kind = match n.kind {
         wire::NetworkKind::Lan => lan(ctx, path, n),
         wire::NetworkKind::Wan => wan(ctx, path, n),
@@ -69,16 +70,84 @@ fn network(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<model::N
     })
 }
 
-/// Fields that belong to WAN networks only.
-fn wan_only(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network, context: &str) {
-    ctx.not_applicable(path, n.mode.is_some(), "mode", context);
-    ctx.not_applicable(path, n.hostname.is_some(), "hostname", context);
-    ctx.not_applicable(path, n.vendor_class.is_some(), "vendor_class", context);
-    ctx.not_applicable(path, n.gateway.is_some(), "gateway", context);
-    ctx.not_applicable(path, n.dns.is_some(), "dns", context);
-    ctx.not_applicable(path, n.username.is_some(), "username", context);
-    ctx.not_applicable(path, n.password.is_some(), "password", context);
-    ctx.not_applicable(path, n.priority.is_some(), "priority", context);
+/// The optional fields of a network and whether each is set (`name`,
+/// `kind`, `mtu` and `mac` apply to every kind).
+fn set_fields(n: &wire::Network) -> [(&'static str, bool); 14] {
+    [
+        ("bridge", n.bridge.is_some()),
+        ("ports", !n.ports.is_empty()),
+        ("device", n.device.is_some()),
+        ("address", n.address.is_some()),
+        ("ipv6", n.ipv6.is_some()),
+        ("vlan", n.vlan.is_some()),
+        ("mode", n.mode.is_some()),
+        ("hostname", n.hostname.is_some()),
+        ("vendor_class", n.vendor_class.is_some()),
+        ("gateway", n.gateway.is_some()),
+        ("dns", n.dns.is_some()),
+        ("username", n.username.is_some()),
+        ("password", n.password.is_some()),
+        ("priority", n.priority.is_some()),
+    ]
+}
+
+/// Which optional fields a kind (and WAN mode) takes, and how to name it.
+fn applicable(n: &wire::Network) -> (&'static [&'static str], &'static str) {
+    use wire::{NetworkKind as K, WanMode as M};
+    const WAN: [&str; 3] = ["device", "mode", "priority"];
+    match (n.kind, n.mode) {
+        (K::Lan, _) => (
+            &["bridge", "ports", "address", "ipv6", "vlan"],
+            "lan networks",
+        ),
+        (K::Simple, _) => (&["device", "address", "ipv6", "vlan"], "simple networks"),
+        (K::Wan, Some(M::Dhcp)) => (
+            &[WAN[0], WAN[1], WAN[2], "hostname", "vendor_class"],
+            "wan networks in dhcp mode",
+        ),
+        (K::Wan, Some(M::Static)) => (
+            &[WAN[0], WAN[1], WAN[2], "address", "gateway", "dns"],
+            "wan networks in static mode",
+        ),
+        (K::Wan, Some(M::Pppoe)) => (
+            &[WAN[0], WAN[1], WAN[2], "username", "password"],
+            "wan networks in pppoe mode",
+        ),
+        // Without a mode (itself an error) every WAN field is let through.
+        (K::Wan, None) => (
+            &[
+                "device",
+                "mode",
+                "priority",
+                "hostname",
+                "vendor_class",
+                "address",
+                "gateway",
+                "dns",
+                "username",
+                "password",
+            ],
+            "wan networks",
+        ),
+    }
+}
+
+/// Reports every set field that the network's kind does not take.
+fn inapplicable_fields(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) {
+    let (fields, context) = applicable(n);
+    for (field, set) in set_fields(n) {
+        if set && !fields.contains(&field) {
+            let hint = match (n.kind, field) {
+                (wire::NetworkKind::Lan, "device") => " (list member ports in `ports`)",
+                (wire::NetworkKind::Wan, "vlan") => " (set `device` to the VLAN device)",
+                _ => "",
+            };
+            ctx.err(
+                &path.key(field),
+                format!("`{field}` does not apply to {context}{hint}"),
+            );
+        }
+    }
 }
 
 fn vlan(ctx: &mut Ctx<'_>, path: &Path, v: &wire::Vlan) -> Option<Vlan> {
@@ -113,13 +182,6 @@ fn ipv6(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<Option<ipne
 
 fn lan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind> {
     let context = "lan networks";
-    wan_only(ctx, path, n, context);
-    ctx.not_applicable(
-        path,
-        n.device.is_some(),
-        "device",
-        "lan networks (list member ports in `ports`)",
-    );
     let bridge = n.bridge.clone().unwrap_or_else(|| format!("br-{}", n.name));
     let bridge_ok = ctx.check(
         &path.key(if n.bridge.is_some() { "bridge" } else { "name" }),
@@ -163,15 +225,6 @@ fn lan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind>
 
 fn wan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind> {
     let context = "wan networks";
-    ctx.not_applicable(path, n.bridge.is_some(), "bridge", context);
-    ctx.not_applicable(path, !n.ports.is_empty(), "ports", context);
-    ctx.not_applicable(path, n.ipv6.is_some(), "ipv6", context);
-    ctx.not_applicable(
-        path,
-        n.vlan.is_some(),
-        "vlan",
-        "wan networks (set `device` to the VLAN device)",
-    );
     let device = ctx
         .required(path, n.device.as_ref(), "device", context)
         .and_then(|d| {
@@ -183,12 +236,6 @@ fn wan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind>
         .copied();
     let mode = match mode? {
         wire::WanMode::Dhcp => {
-            let ctxs = "wan networks in dhcp mode";
-            ctx.not_applicable(path, n.address.is_some(), "address", ctxs);
-            ctx.not_applicable(path, n.gateway.is_some(), "gateway", ctxs);
-            ctx.not_applicable(path, n.dns.is_some(), "dns", ctxs);
-            ctx.not_applicable(path, n.username.is_some(), "username", ctxs);
-            ctx.not_applicable(path, n.password.is_some(), "password", ctxs);
             let hostname = match &n.hostname {
                 Some(h) => ctx
                     .check(&path.key("hostname"), check_hostname(h, false))
@@ -202,10 +249,6 @@ fn wan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind>
         }
         wire::WanMode::Static => {
             let ctxs = "wan networks in static mode";
-            ctx.not_applicable(path, n.hostname.is_some(), "hostname", ctxs);
-            ctx.not_applicable(path, n.vendor_class.is_some(), "vendor_class", ctxs);
-            ctx.not_applicable(path, n.username.is_some(), "username", ctxs);
-            ctx.not_applicable(path, n.password.is_some(), "password", ctxs);
             let address = ctx
                 .required(path, n.address.as_ref(), "address", ctxs)
                 .and_then(|a| ctx.check(&path.key("address"), parse_ipv4_iface(a)));
@@ -243,11 +286,6 @@ fn wan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind>
         }
         wire::WanMode::Pppoe => {
             let ctxs = "wan networks in pppoe mode";
-            ctx.not_applicable(path, n.address.is_some(), "address", ctxs);
-            ctx.not_applicable(path, n.gateway.is_some(), "gateway", ctxs);
-            ctx.not_applicable(path, n.dns.is_some(), "dns", ctxs);
-            ctx.not_applicable(path, n.hostname.is_some(), "hostname", ctxs);
-            ctx.not_applicable(path, n.vendor_class.is_some(), "vendor_class", ctxs);
             let username = ctx
                 .required(path, n.username.as_ref(), "username", ctxs)
                 .cloned();
@@ -268,10 +306,6 @@ fn wan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind>
 }
 
 fn simple(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind> {
-    let context = "simple networks";
-    wan_only(ctx, path, n, context);
-    ctx.not_applicable(path, n.bridge.is_some(), "bridge", context);
-    ctx.not_applicable(path, !n.ports.is_empty(), "ports", context);
     let vlan = match &n.vlan {
         Some(v) => vlan(ctx, path, v).map(Some),
         None => Some(None),
