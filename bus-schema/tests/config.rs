@@ -5,7 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use bus_schema::config::{
-    Secret, Severity, SourceFile, check_pair, dump_redacted, load_files, reference_markdown,
+    MissingSecrets, Secret, SecretsFile, Severity, SourceFile, check_pair, dump_redacted,
+    load_files, reference_markdown,
 };
 
 fn repo() -> PathBuf {
@@ -26,7 +27,7 @@ fn check_texts(
 ) -> Result<bus_schema::config::Loaded, bus_schema::config::Diagnostics> {
     let p = SourceFile::new("oxwrt.toml", public);
     let s = SourceFile::new("oxwrt.secrets.toml", secrets);
-    check_pair(&p, Some(&s), "oxwrt.secrets.toml")
+    check_pair(&p, SecretsFile::Present(&s))
 }
 
 #[test]
@@ -202,7 +203,7 @@ fn secrets_file_readable_by_others_is_refused() {
             "wifi = \"correct horse battery\"\n",
             mode,
         );
-        match load_files(&p, &s) {
+        match load_files(&p, &s, MissingSecrets::Refuse) {
             Ok(_) => assert!(ok, "mode {mode:o} accepted"),
             Err(d) => {
                 assert!(!ok, "mode {mode:o} refused: {d}");
@@ -222,7 +223,11 @@ fn missing_secrets_file_is_named_when_a_secret_is_referenced() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("oxwrt.toml");
     std::fs::write(&p, WIFI_CONFIG).expect("write");
-    let Err(d) = load_files(&p, &dir.path().join("oxwrt.secrets.toml")) else {
+    let Err(d) = load_files(
+        &p,
+        &dir.path().join("oxwrt.secrets.toml"),
+        MissingSecrets::Refuse,
+    ) else {
         panic!("accepted")
     };
     assert!(
@@ -344,5 +349,52 @@ fn json_schema_describes_every_section() {
     assert_eq!(
         schema.pointer("/additionalProperties"),
         Some(&serde_json::Value::Bool(false))
+    );
+}
+
+#[test]
+fn public_file_alone_is_checked_without_its_secrets() {
+    let p = SourceFile::new("oxwrt.toml", WIFI_CONFIG);
+    let loaded = check_pair(&p, SecretsFile::Unchecked("oxwrt.secrets.toml")).expect("valid alone");
+    assert!(!loaded.secrets_checked);
+    let w: Vec<String> = loaded
+        .warnings
+        .warnings()
+        .map(ToString::to_string)
+        .collect();
+    assert!(w.contains(&"oxwrt.secrets.toml: warning: does not exist: secret references and their values were not checked".to_string()), "{w:#?}");
+    // Everything else is still checked.
+    let bad = WIFI_CONFIG.replace("channel = 1", "channel = 15");
+    assert!(
+        check_pair(
+            &SourceFile::new("oxwrt.toml", bad),
+            SecretsFile::Unchecked("s")
+        )
+        .is_err()
+    );
+    // Applying code refuses the same situation.
+    let Err(d) = check_pair(&p, SecretsFile::Missing("oxwrt.secrets.toml")) else {
+        panic!("accepted")
+    };
+    assert!(
+        d.to_string()
+            .contains("secret \"wifi\" is referenced but oxwrt.secrets.toml does not exist"),
+        "{d}"
+    );
+}
+
+#[test]
+fn masquerade_zone_without_wan_is_a_warning() {
+    let public = "version = 1\n[[networks]]\nname = \"lan\"\nkind = \"lan\"\naddress = \"192.168.1.1/24\"\n\
+[[firewall.zones]]\nname = \"lan\"\nnetworks = [\"lan\"]\nmasquerade = true\n";
+    let loaded = check_texts(public, "").expect("a warning does not block");
+    let w: Vec<String> = loaded
+        .warnings
+        .warnings()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        w.contains(&"oxwrt.toml:9:14: warning: firewall.zones[0].masquerade: zone \"lan\" masquerades but has no wan network".to_string()),
+        "{w:#?}"
     );
 }

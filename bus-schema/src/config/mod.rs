@@ -23,7 +23,7 @@ pub use reference::reference_markdown;
 pub use secret::{REDACTED, Secret, SecretField};
 pub use validate::BUILTIN_SERVICES;
 
-use validate::{Ctx, Secrets};
+use validate::{Ctx, Secrets, SecretsMode};
 
 /// The schema version this firmware reads and writes.
 pub const CURRENT_VERSION: u32 = 1;
@@ -45,6 +45,32 @@ pub struct Loaded {
     pub config: model::Config,
     /// Findings that do not stop the config from being used.
     pub warnings: Diagnostics,
+    /// False when the public file was checked alone
+    /// ([`SecretsFile::Unchecked`]): every secret in `config` is then empty
+    /// and the config must not be applied.
+    pub secrets_checked: bool,
+}
+
+/// The secrets file, as far as the caller has it.
+#[derive(Debug, Clone, Copy)]
+pub enum SecretsFile<'a> {
+    /// Its text.
+    Present(&'a SourceFile),
+    /// It does not exist (name for messages): every reference is an error.
+    Missing(&'a str),
+    /// It is not at hand (name for messages): the public file is checked
+    /// alone; references resolve to empty values, with one warning.
+    Unchecked(&'a str),
+}
+
+/// What [`load_files`] does when the secrets file does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingSecrets {
+    /// References to secrets are errors: for anything that applies a config.
+    Refuse,
+    /// Check the public file alone (an operator checking a config whose
+    /// secrets live elsewhere).
+    CheckPublicOnly,
 }
 
 /// The secrets file that belongs beside `config`.
@@ -52,10 +78,13 @@ pub fn secrets_path_for(config: &FsPath) -> PathBuf {
     config.with_file_name(SECRETS_FILE_NAME)
 }
 
-/// Loads and validates the pair from disk. A missing secrets file counts
-/// as empty (a config may reference no secret); a secrets file readable by
-/// group or others is refused.
-pub fn load_files(config: &FsPath, secrets: &FsPath) -> Result<Loaded, Diagnostics> {
+/// Loads and validates the pair from disk. A secrets file readable by
+/// group or others is refused; a missing one is handled per `missing`.
+pub fn load_files(
+    config: &FsPath,
+    secrets: &FsPath,
+    missing: MissingSecrets,
+) -> Result<Loaded, Diagnostics> {
     let public = match std::fs::read_to_string(config) {
         Ok(text) => SourceFile::new(config.display().to_string(), text),
         Err(e) => {
@@ -71,7 +100,12 @@ pub fn load_files(config: &FsPath, secrets: &FsPath) -> Result<Loaded, Diagnosti
         Err(d) => return Err(Diagnostics(vec![d])),
     };
     let secrets_name = secrets.display().to_string();
-    check_pair(&public, secrets_src.as_ref(), &secrets_name)
+    let secrets = match (&secrets_src, missing) {
+        (Some(src), _) => SecretsFile::Present(src),
+        (None, MissingSecrets::Refuse) => SecretsFile::Missing(&secrets_name),
+        (None, MissingSecrets::CheckPublicOnly) => SecretsFile::Unchecked(&secrets_name),
+    };
+    check_pair(&public, secrets)
 }
 
 fn file_error(path: &FsPath, message: String) -> Diagnostic {
@@ -110,21 +144,26 @@ fn read_secrets(path: &FsPath) -> Result<Option<String>, Diagnostic> {
 }
 
 /// Validates a pair held in memory (what configd does with a pushed
-/// candidate). `secrets_name` names the secrets file in messages when
-/// there is none.
-pub fn check_pair(
-    public: &SourceFile,
-    secrets: Option<&SourceFile>,
-    secrets_name: &str,
-) -> Result<Loaded, Diagnostics> {
-    let empty = SourceFile::new(secrets_name, "");
-    let secrets_src = secrets.unwrap_or(&empty);
+/// candidate).
+pub fn check_pair(public: &SourceFile, secrets: SecretsFile<'_>) -> Result<Loaded, Diagnostics> {
+    let (secrets_src, mode) = match secrets {
+        SecretsFile::Present(src) => (src.clone(), SecretsMode::Present),
+        SecretsFile::Missing(name) => (SourceFile::new(name, ""), SecretsMode::Missing),
+        SecretsFile::Unchecked(name) => (SourceFile::new(name, ""), SecretsMode::Unchecked),
+    };
+    let secrets_src = &secrets_src;
     let mut diags = Vec::new();
+    if mode == SecretsMode::Unchecked {
+        diags.push(secrets_src.diag_file(
+            Severity::Warning,
+            "does not exist: secret references and their values were not checked".into(),
+        ));
+    }
     let parsed_secrets = parse_secrets(secrets_src, &mut diags);
     let wire = parse_public(public, &mut diags);
     let mut model = None;
     if let Some(wire) = &wire {
-        let mut ctx = Ctx::new(public, secrets_src, &parsed_secrets, secrets.is_some());
+        let mut ctx = Ctx::new(public, secrets_src, &parsed_secrets, mode);
         model = validate::check(&mut ctx, wire);
         diags.append(&mut ctx.diags);
     }
@@ -135,6 +174,7 @@ pub fn check_pair(
         Some(config) if !diags.has_errors() => Ok(Loaded {
             config,
             warnings: diags,
+            secrets_checked: mode != SecretsMode::Unchecked,
         }),
         _ => Err(diags),
     }
@@ -340,7 +380,7 @@ mod tests {
                 }
             }
             let public = SourceFile::new("oxwrt.toml", lines.join("\n"));
-            let _ = check_pair(&public, Some(&secrets), "oxwrt.secrets.toml");
+            let _ = check_pair(&public, SecretsFile::Present(&secrets));
         }
     }
 }

@@ -42,7 +42,8 @@ pub struct ConfigArgs {
     /// The public config file.
     #[arg(default_value = bus_schema::config::DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
-    /// The secrets file [default: oxwrt.secrets.toml beside CONFIG].
+    /// The secrets file [default: oxwrt.secrets.toml beside CONFIG; when
+    /// that does not exist, the public file is checked alone].
     #[arg(long)]
     pub secrets: Option<PathBuf>,
 }
@@ -53,6 +54,16 @@ impl ConfigArgs {
         self.secrets
             .clone()
             .unwrap_or_else(|| bus_schema::config::secrets_path_for(&self.config))
+    }
+
+    /// A secrets file named with `--secrets` must exist; the default one
+    /// may be absent (a config kept apart from its secrets).
+    pub fn missing_secrets(&self) -> bus_schema::config::MissingSecrets {
+        if self.secrets.is_some() {
+            bus_schema::config::MissingSecrets::Refuse
+        } else {
+            bus_schema::config::MissingSecrets::CheckPublicOnly
+        }
     }
 }
 

@@ -54,6 +54,25 @@ fn validate_accepts_the_cookbook() {
 }
 
 #[test]
+fn validate_accepts_the_cookbook_in_the_repo_without_its_secrets() {
+    // The repository ships only the .example secrets (git cannot keep mode
+    // 0600), so the public file is checked alone, with a warning.
+    let config = repo().join("config/oxwrt.toml");
+    let out = oxctl(&["validate", s(&config)], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("secret references and their values were not checked"));
+    // A secrets file named explicitly must exist.
+    let missing = repo().join("config/no-such.secrets.toml");
+    let out = oxctl(&["validate", s(&config), "--secrets", s(&missing)], None);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is referenced but"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn validate_with_explicit_secrets_path() {
     let (dir, config) = cookbook(0o600);
     let other = dir.path().join("elsewhere.toml");

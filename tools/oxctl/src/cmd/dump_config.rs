@@ -9,7 +9,7 @@ use crate::{ConfigArgs, EX_CONFIG};
 
 /// Prints the config as TOML with defaults filled in and every secret `<redacted>`.
 pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
-    match load_files(&args.config, &args.secrets_path()) {
+    match load_files(&args.config, &args.secrets_path(), args.missing_secrets()) {
         Ok(loaded) => {
             eprint!("{}", loaded.warnings);
             print!(

@@ -8,7 +8,7 @@ use crate::{ConfigArgs, EX_CONFIG};
 
 /// Prints every finding; exits 0 when valid, 78 when not.
 pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
-    match load_files(&args.config, &args.secrets_path()) {
+    match load_files(&args.config, &args.secrets_path(), args.missing_secrets()) {
         Ok(loaded) => {
             eprint!("{}", loaded.warnings);
             println!("{}: valid", args.config.display());

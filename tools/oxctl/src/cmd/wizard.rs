@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use bus_schema::config::{SECRETS_FILE_NAME, SourceFile, check_pair};
+use bus_schema::config::{SECRETS_FILE_NAME, SecretsFile, SourceFile, check_pair};
 
 use crate::EX_CONFIG;
 
@@ -268,11 +268,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let secrets_path = args.out.join(SECRETS_FILE_NAME);
     let public_src = SourceFile::new(config_path.display().to_string(), public.clone());
     let secrets_src = SourceFile::new(secrets_path.display().to_string(), secrets.clone());
-    match check_pair(
-        &public_src,
-        Some(&secrets_src),
-        &secrets_path.display().to_string(),
-    ) {
+    match check_pair(&public_src, SecretsFile::Present(&secrets_src)) {
         Ok(loaded) => {
             eprint!("{}", loaded.warnings);
         }
