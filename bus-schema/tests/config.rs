@@ -21,6 +21,14 @@ fn read(path: &Path) -> String {
 const FIXTURE_SECRETS: &str = "wifi = \"correct horse battery\"\npppoe = \"hunter22\"\n\
 wg = \"OEWmQd3cJJHZNAzBHU4ONaotyJY+f99WxINhAX/Lr7k=\"\ntoken = \"t0ken\"\n";
 
+fn warning_lines(loaded: &bus_schema::config::Loaded) -> Vec<String> {
+    loaded
+        .warnings
+        .warnings()
+        .map(ToString::to_string)
+        .collect()
+}
+
 fn check_texts(
     public: &str,
     secrets: &str,
@@ -291,11 +299,7 @@ fn unused_secret_is_a_warning_in_the_secrets_file() {
         "wifi = \"correct horse battery\"\nold = \"x\"\n",
     )
     .expect("valid");
-    let w: Vec<String> = loaded
-        .warnings
-        .warnings()
-        .map(ToString::to_string)
-        .collect();
+    let w = warning_lines(&loaded);
     assert!(
         w.contains(
             &"oxwrt.secrets.toml:2:1: warning: old: secret is not used by any field".to_string()
@@ -357,11 +361,7 @@ fn public_file_alone_is_checked_without_its_secrets() {
     let p = SourceFile::new("oxwrt.toml", WIFI_CONFIG);
     let loaded = check_pair(&p, SecretsFile::Unchecked("oxwrt.secrets.toml")).expect("valid alone");
     assert!(!loaded.secrets_checked);
-    let w: Vec<String> = loaded
-        .warnings
-        .warnings()
-        .map(ToString::to_string)
-        .collect();
+    let w = warning_lines(&loaded);
     assert!(w.contains(&"oxwrt.secrets.toml: warning: does not exist: secret references and their values were not checked".to_string()), "{w:#?}");
     // Everything else is still checked.
     let bad = WIFI_CONFIG.replace("channel = 1", "channel = 15");
@@ -388,11 +388,7 @@ fn masquerade_zone_without_wan_is_a_warning() {
     let public = "version = 1\n[[networks]]\nname = \"lan\"\nkind = \"lan\"\naddress = \"192.168.1.1/24\"\n\
 [[firewall.zones]]\nname = \"lan\"\nnetworks = [\"lan\"]\nmasquerade = true\n";
     let loaded = check_texts(public, "").expect("a warning does not block");
-    let w: Vec<String> = loaded
-        .warnings
-        .warnings()
-        .map(ToString::to_string)
-        .collect();
+    let w = warning_lines(&loaded);
     assert!(
         w.contains(&"oxwrt.toml:9:14: warning: firewall.zones[0].masquerade: zone \"lan\" masquerades but has no wan network".to_string()),
         "{w:#?}"
