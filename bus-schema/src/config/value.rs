@@ -88,6 +88,32 @@ fn port(s: &str, whole: &str) -> Result<u16, String> {
     }
 }
 
+/// Checks an MTU (576–9216).
+pub fn parse_mtu(m: u32) -> Result<u16, String> {
+    match u16::try_from(m) {
+        Ok(v) if (576..=9216).contains(&v) => Ok(v),
+        _ => Err(format!("MTU {m} out of range 576-9216")),
+    }
+}
+
+/// Checks a 16-bit quantity that cannot be zero (ports, intervals);
+/// `what` names it in the message.
+pub fn nonzero_u16(n: u32, what: &str) -> Result<u16, String> {
+    match u16::try_from(n) {
+        Ok(v) if v != 0 => Ok(v),
+        _ => Err(format!("{what} {n} out of range 1-65535")),
+    }
+}
+
+/// Parses a MAC address that a device may have (not multicast).
+pub fn parse_unicast_mac(s: &str) -> Result<MacAddr, String> {
+    let mac: MacAddr = s.parse()?;
+    if mac.is_multicast() {
+        return Err(format!("MAC address {s} is a multicast address"));
+    }
+    Ok(mac)
+}
+
 /// Parses a port number.
 pub fn parse_port_number(n: i64) -> Result<PortRange, String> {
     match u16::try_from(n) {

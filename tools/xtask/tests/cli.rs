@@ -46,6 +46,18 @@ fn lab_up_detaches_and_lab_down_removes() {
         let info: LabInfo = serde_json::from_str(&stdout)?;
         assert_eq!(info.name, name);
         assert_eq!(info.namespaces.lan.len(), 2);
+        // Addresses are bare, without a prefix length.
+        let a = &info.addresses;
+        for addr in [&a.router_lan, &a.router_wan, &a.isp]
+            .into_iter()
+            .chain(&a.lan)
+        {
+            assert!(
+                addr.parse::<std::net::IpAddr>().is_ok(),
+                "not a bare address: {addr}"
+            );
+        }
+        assert_eq!(a.lan.len(), 2);
         assert_eq!(info.dir, state_dir.join(&name));
 
         // The command is gone; the lab is not.

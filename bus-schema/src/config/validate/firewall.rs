@@ -90,13 +90,7 @@ pub(super) fn firewall(
     }));
 
     let rbase = base.key("rules");
-    ctx.unique(
-        "rule",
-        fw.rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (rbase.idx(i).key("name"), r.name.as_str())),
-    );
+    ctx.unique_by("rule", &rbase, "name", &fw.rules, |r| &r.name);
     let rules = all(fw
         .rules
         .iter()
@@ -116,13 +110,7 @@ fn zones(
     zones: &[wire::Zone],
     names: &Names<'_>,
 ) -> Option<Vec<model::Zone>> {
-    ctx.unique(
-        "zone",
-        zones
-            .iter()
-            .enumerate()
-            .map(|(i, z)| (base.idx(i).key("name"), z.name.as_str())),
-    );
+    ctx.unique_by("zone", base, "name", zones, |z| &z.name);
     let mut members: Vec<&str> = names.networks_of(&[]);
     members.extend(names.wireguard.iter().copied());
     let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
@@ -268,12 +256,7 @@ fn rule(ctx: &mut Ctx<'_>, path: &Path, r: &wire::Rule, zones: &[&str]) -> Optio
             Some(None)
         }
     };
-    let schedule = match &r.schedule {
-        Some(s) => ctx
-            .check(&path.key("schedule"), parse_schedule(s))
-            .map(Some),
-        None => Some(None),
-    };
+    let schedule = ctx.check_opt(&path.key("schedule"), r.schedule.as_deref(), parse_schedule);
     if !(src_ok && dest_ok && ports_ok && icmp_ok && types_ok && family_ok) {
         return None;
     }
@@ -303,12 +286,7 @@ pub(super) fn port_forwards(
     names: &Names<'_>,
 ) -> Option<Vec<model::PortForward>> {
     let base = Path::root().key("port_forwards");
-    ctx.unique(
-        "port forward",
-        fwds.iter()
-            .enumerate()
-            .map(|(i, f)| (base.idx(i).key("name"), f.name.as_str())),
-    );
+    ctx.unique_by("port forward", &base, "name", fwds, |f| &f.name);
     let lans: Vec<ipnet::Ipv4Net> = nets
         .iter()
         .filter(|n| n.kind == NetworkKind::Lan)

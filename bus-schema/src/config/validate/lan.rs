@@ -10,7 +10,7 @@ use crate::config::diag::Path;
 use crate::config::model;
 use crate::config::value::{
     MacAddr, check_hostname, decode_hex, host_address_problem, parse_duration_secs, parse_ip,
-    parse_ipv4_iface, parse_prefix, parse_socket_addr,
+    parse_ipv4_iface, parse_mtu, parse_prefix, parse_socket_addr, parse_unicast_mac,
 };
 use crate::config::wire::{self, DnsProtocol, NetworkKind};
 
@@ -54,13 +54,12 @@ pub(super) fn dhcp(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Op
     let base = Path::root().key("dhcp");
     let pbase = base.key("pools");
     let lans = lan_subnets(c);
-    ctx.unique(
+    ctx.unique_by(
         "DHCP pool for network",
-        c.dhcp
-            .pools
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (pbase.idx(i).key("network"), p.network.as_str())),
+        &pbase,
+        "network",
+        &c.dhcp.pools,
+        |p| &p.network,
     );
     let pools = all(c.dhcp.pools.iter().enumerate().map(|(i, p)| {
         let path = pbase.idx(i);
@@ -101,30 +100,17 @@ pub(super) fn dhcp(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Op
             .enumerate()
             .map(|(i, m)| (sbase.idx(i).key("mac"), m.as_str())),
     );
-    ctx.unique(
+    ctx.unique_by(
         "static lease address",
-        c.dhcp
-            .static_leases
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (sbase.idx(i).key("ip"), l.ip.as_str())),
+        &sbase,
+        "ip",
+        &c.dhcp.static_leases,
+        |l| &l.ip,
     );
     let mut hostnames = BTreeSet::new();
     let statics = all(c.dhcp.static_leases.iter().enumerate().map(|(i, l)| {
         let path = sbase.idx(i);
-        let mac = ctx.check(
-            &path.key("mac"),
-            l.mac.parse::<MacAddr>().and_then(|m| {
-                if m.is_multicast() {
-                    Err(format!(
-                        "{} is a multicast MAC address, not a client's",
-                        l.mac
-                    ))
-                } else {
-                    Ok(m)
-                }
-            }),
-        );
+        let mac = ctx.check(&path.key("mac"), parse_unicast_mac(&l.mac));
         let hostname = match &l.hostname {
             Some(h) => {
                 let ok = ctx.check(&path.key("hostname"), check_hostname(h, false));
@@ -228,14 +214,7 @@ fn pool(
         .iter()
         .enumerate()
         .map(|(i, d)| ipv4(ctx, &path.key("ntp").idx(i), d)));
-    let mtu = match p.mtu {
-        Some(m) if (576..=9216).contains(&m) => Some(Some(m as u16)),
-        Some(m) => {
-            ctx.err(&path.key("mtu"), format!("MTU {m} out of range 576-9216"));
-            None
-        }
-        None => Some(None),
-    };
+    let mtu = ctx.check_opt(&path.key("mtu"), p.mtu.as_ref(), |m| parse_mtu(*m));
     let routes = all(p.classless_routes.iter().enumerate().map(|(i, r)| {
         let rp = path.key("classless_routes").idx(i);
         let dest = ctx

@@ -6,7 +6,7 @@ use super::{Ctx, Names, all, object_name};
 use crate::config::diag::Path;
 use crate::config::model::{self, ControlListen, DdnsProvider, Role};
 use crate::config::value::{
-    check_hostname, parse_ed25519_public, parse_ipv4_iface, parse_ipv6_iface,
+    check_hostname, nonzero_u16, parse_ed25519_public, parse_ipv4_iface, parse_ipv6_iface,
 };
 use crate::config::wire::{self, NetworkKind};
 
@@ -74,12 +74,7 @@ pub(super) fn ddns(
     names: &Names<'_>,
 ) -> Option<Vec<model::Ddns>> {
     let base = Path::root().key("ddns");
-    ctx.unique(
-        "ddns",
-        list.iter()
-            .enumerate()
-            .map(|(i, d)| (base.idx(i).key("name"), d.name.as_str())),
-    );
+    ctx.unique_by("ddns", &base, "name", list, |d| &d.name);
     let wans = names.networks_of(&[NetworkKind::Wan]);
     all(list.iter().enumerate().map(|(i, d)| {
         let path = base.idx(i);
@@ -215,29 +210,18 @@ pub(super) fn control(
             Some(entry)
         })),
     };
-    let port = match u16::try_from(ctl.port) {
-        Ok(p) if p != 0 => {
-            if let Some(w) = c.wireguard.iter().find(|w| w.listen_port == Some(ctl.port)) {
-                ctx.err(
-                    &base.key("port"),
-                    format!(
-                        "port {p} is also wireguard interface {:?}'s listen port",
-                        w.name
-                    ),
-                );
-                None
-            } else {
-                Some(p)
+    let port = ctx.check(
+        &base.key("port"),
+        nonzero_u16(ctl.port, "port").and_then(|p| {
+            match c.wireguard.iter().find(|w| w.listen_port == Some(ctl.port)) {
+                Some(w) => Err(format!(
+                    "port {p} is also wireguard interface {:?}'s listen port",
+                    w.name
+                )),
+                None => Ok(p),
             }
-        }
-        _ => {
-            ctx.err(
-                &base.key("port"),
-                format!("port {} out of range 1-65535", ctl.port),
-            );
-            None
-        }
-    };
+        }),
+    );
     if ctl.rate_limit == 0 {
         ctx.err(
             &base.key("rate_limit"),
@@ -245,20 +229,10 @@ pub(super) fn control(
         );
     }
     let cbase = base.key("clients");
-    ctx.unique(
-        "control client",
-        ctl.clients
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (cbase.idx(i).key("name"), k.name.as_str())),
-    );
-    ctx.unique(
-        "control client key",
-        ctl.clients
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (cbase.idx(i).key("key"), k.key.as_str())),
-    );
+    ctx.unique_by("control client", &cbase, "name", &ctl.clients, |k| &k.name);
+    ctx.unique_by("control client key", &cbase, "key", &ctl.clients, |k| {
+        &k.key
+    });
     let clients = all(ctl.clients.iter().enumerate().map(|(i, k)| {
         let path = cbase.idx(i);
         object_name(ctx, &path, &k.name);

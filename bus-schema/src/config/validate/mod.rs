@@ -91,6 +91,20 @@ impl<'a> Ctx<'a> {
         r.map_err(|m| self.err(path, m)).ok()
     }
 
+    /// Parses an optional value: `Some(None)` when absent, `None` after an
+    /// error at `path`.
+    pub fn check_opt<V: ?Sized, T>(
+        &mut self,
+        path: &Path,
+        value: Option<&V>,
+        parse: impl FnOnce(&V) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        match value {
+            None => Some(None),
+            Some(v) => self.check(path, parse(v)).map(Some),
+        }
+    }
+
     /// Resolves a secret field against the secrets file, checking the value
     /// with `check` (errors about the value point into the secrets file).
     pub fn secret(
@@ -166,6 +180,24 @@ impl<'a> Ctx<'a> {
                 seen.insert(name, path);
             }
         }
+    }
+
+    /// [`Ctx::unique`] over the `field` of every item of the array at `base`.
+    pub fn unique_by<T>(
+        &mut self,
+        what: &str,
+        base: &Path,
+        field: &str,
+        items: &[T],
+        get: impl Fn(&T) -> &str,
+    ) {
+        self.unique(
+            what,
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (base.idx(i).key(field), get(item))),
+        );
     }
 
     /// Checks that `name` is one of `known`; reports the choices if not.

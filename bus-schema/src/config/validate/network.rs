@@ -8,19 +8,14 @@ use super::{Ctx, Names, all, object_name};
 use crate::config::diag::Path;
 use crate::config::model::{self, Lan, NetworkKind, Simple, Vlan, Wan, WanMode};
 use crate::config::value::{
-    MacAddr, check_hostname, check_ifname, host_address_problem, parse_ip, parse_ipv4_iface,
-    parse_ipv6_iface, parse_prefix,
+    check_hostname, check_ifname, host_address_problem, parse_ip, parse_ipv4_iface,
+    parse_ipv6_iface, parse_mtu, parse_prefix, parse_unicast_mac,
 };
 use crate::config::wire;
 
 pub(super) fn networks(ctx: &mut Ctx<'_>, nets: &[wire::Network]) -> Option<Vec<model::Network>> {
     let base = Path::root().key("networks");
-    ctx.unique(
-        "network",
-        nets.iter()
-            .enumerate()
-            .map(|(i, n)| (base.idx(i).key("name"), n.name.as_str())),
-    );
+    ctx.unique_by("network", &base, "name", nets, |n| &n.name);
     let out = all(nets
         .iter()
         .enumerate()
@@ -32,40 +27,18 @@ pub(super) fn networks(ctx: &mut Ctx<'_>, nets: &[wire::Network]) -> Option<Vec<
 
 fn network(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<model::Network> {
     object_name(ctx, path, &n.name);
-    let mtu = n.mtu.and_then(|m| {
-        let ok = (576..=9216).contains(&m);
-        ctx.check(
-            &path.key("mtu"),
-            if ok {
-                Ok(m as u16)
-            } else {
-                Err(format!("MTU {m} out of range 576-9216"))
-            },
-        )
-    });
-    let mac = n.mac.as_ref().and_then(|m| {
-        let r = m.parse::<MacAddr>().and_then(|mac| {
-            if mac.is_multicast() {
-                Err(format!("MAC address {m} is a multicast address"))
-            } else {
-                Ok(mac)
-            }
-        });
-        ctx.check(&path.key("mac"), r)
-    });
+    let mtu = ctx.check_opt(&path.key("mtu"), n.mtu.as_ref(), |m| parse_mtu(*m));
+    let mac = ctx.check_opt(&path.key("mac"), n.mac.as_deref(), parse_unicast_mac);
     inapplicable_fields(ctx, path, n);
     let kind = match n.kind {
         wire::NetworkKind::Lan => lan(ctx, path, n),
         wire::NetworkKind::Wan => wan(ctx, path, n),
         wire::NetworkKind::Simple => simple(ctx, path, n),
     };
-    if (n.mtu.is_some() && mtu.is_none()) || (n.mac.is_some() && mac.is_none()) {
-        return None;
-    }
     Some(model::Network {
         name: n.name.clone(),
-        mtu,
-        mac,
+        mtu: mtu?,
+        mac: mac?,
         kind: kind?,
     })
 }
@@ -174,10 +147,7 @@ fn vlan(ctx: &mut Ctx<'_>, path: &Path, v: &wire::Vlan) -> Option<Vlan> {
 }
 
 fn ipv6(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<Option<ipnet::Ipv6Net>> {
-    match &n.ipv6 {
-        None => Some(None),
-        Some(s) => ctx.check(&path.key("ipv6"), parse_ipv6_iface(s)).map(Some),
-    }
+    ctx.check_opt(&path.key("ipv6"), n.ipv6.as_deref(), parse_ipv6_iface)
 }
 
 fn lan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind> {
@@ -236,12 +206,9 @@ fn wan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind>
         .copied();
     let mode = match mode? {
         wire::WanMode::Dhcp => {
-            let hostname = match &n.hostname {
-                Some(h) => ctx
-                    .check(&path.key("hostname"), check_hostname(h, false))
-                    .map(|()| Some(h.clone())),
-                None => Some(None),
-            };
+            let hostname = ctx.check_opt(&path.key("hostname"), n.hostname.as_deref(), |h| {
+                check_hostname(h, false).map(|()| h.to_string())
+            });
             Some(WanMode::Dhcp {
                 hostname: hostname?,
                 vendor_class: n.vendor_class.clone(),
@@ -328,12 +295,7 @@ fn simple(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKi
         }
         (None, None) => None,
     };
-    let address = match &n.address {
-        Some(a) => ctx
-            .check(&path.key("address"), parse_ipv4_iface(a))
-            .map(Some),
-        None => Some(None),
-    };
+    let address = ctx.check_opt(&path.key("address"), n.address.as_deref(), parse_ipv4_iface);
     let ipv6 = ipv6(ctx, path, n);
     Some(NetworkKind::Simple(Simple {
         device: device?,
@@ -403,10 +365,7 @@ pub(super) fn routes(
     all(routes.iter().enumerate().map(|(i, r)| {
         let path = base.idx(i);
         let dest = ctx.check(&path.key("destination"), parse_prefix(&r.destination));
-        let gateway = match &r.gateway {
-            Some(g) => ctx.check(&path.key("gateway"), parse_ip(g)).map(Some),
-            None => Some(None),
-        };
+        let gateway = ctx.check_opt(&path.key("gateway"), r.gateway.as_deref(), parse_ip);
         let network_ok = r
             .network
             .as_ref()

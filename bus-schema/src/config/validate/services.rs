@@ -41,12 +41,7 @@ pub(super) fn services(
     names: &Names<'_>,
 ) -> Option<Vec<model::Service>> {
     let base = Path::root().key("services");
-    ctx.unique(
-        "service",
-        list.iter()
-            .enumerate()
-            .map(|(i, s)| (base.idx(i).key("name"), s.name.as_str())),
-    );
+    ctx.unique_by("service", &base, "name", list, |s| &s.name);
     let mut known: Vec<&str> = BUILTIN_SERVICES.to_vec();
     known.extend(list.iter().map(|s| s.name.as_str()));
     let out = all(list
@@ -140,12 +135,11 @@ fn service(
             caps_ok = false;
         }
     }
-    let memory = match &s.memory_max {
-        Some(m) => ctx
-            .check(&path.key("memory_max"), parse_memory(m))
-            .map(Some),
-        None => Some(None),
-    };
+    let memory = ctx.check_opt(
+        &path.key("memory_max"),
+        s.memory_max.as_deref(),
+        parse_memory,
+    );
     if s.pids_max == Some(0) {
         ctx.err(&path.key("pids_max"), "pids_max must be at least 1");
     }

@@ -6,7 +6,7 @@ use super::{Ctx, Names, all, object_name};
 use crate::config::diag::Path;
 use crate::config::model::{self, Band, Security};
 use crate::config::value::{
-    check_endpoint, check_ifname, parse_ip_or_net, parse_ipv4_iface, parse_ipv6_iface,
+    check_endpoint, check_ifname, nonzero_u16, parse_ip_or_net, parse_ipv4_iface, parse_ipv6_iface,
     parse_prefix, parse_wg_key,
 };
 use crate::config::wire::{self, Channel, NetworkKind};
@@ -48,20 +48,8 @@ fn passphrase(p: &str) -> Result<(), String> {
 
 pub(super) fn wifi(ctx: &mut Ctx<'_>, w: &wire::Wifi, names: &Names<'_>) -> Option<model::Wifi> {
     let rbase = Path::root().key("wifi").key("radios");
-    ctx.unique(
-        "radio",
-        w.radios
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (rbase.idx(i).key("name"), r.name.as_str())),
-    );
-    ctx.unique(
-        "radio phy",
-        w.radios
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (rbase.idx(i).key("phy"), r.phy.as_str())),
-    );
+    ctx.unique_by("radio", &rbase, "name", &w.radios, |r| &r.name);
+    ctx.unique_by("radio phy", &rbase, "phy", &w.radios, |r| &r.phy);
     let radios = all(w.radios.iter().enumerate().map(|(i, r)| {
         let path = rbase.idx(i);
         object_name(ctx, &path, &r.name);
@@ -102,13 +90,7 @@ pub(super) fn wifi(ctx: &mut Ctx<'_>, w: &wire::Wifi, names: &Names<'_>) -> Opti
     }));
 
     let nbase = Path::root().key("wifi").key("networks");
-    ctx.unique(
-        "wifi network",
-        w.networks
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (nbase.idx(i).key("name"), n.name.as_str())),
-    );
+    ctx.unique_by("wifi network", &nbase, "name", &w.networks, |n| &n.name);
     let bands: BTreeMap<&str, Band> = w.radios.iter().map(|r| (r.name.as_str(), r.band)).collect();
     let networks = all(w.networks.iter().enumerate().map(|(i, n)| {
         let path = nbase.idx(i);
@@ -173,16 +155,7 @@ fn wg_key(v: &str) -> Result<(), String> {
 }
 
 fn port16(ctx: &mut Ctx<'_>, path: &Path, p: Option<u32>, what: &str) -> Option<Option<u16>> {
-    match p {
-        None => Some(None),
-        Some(p) => match u16::try_from(p) {
-            Ok(v) if v != 0 => Some(Some(v)),
-            _ => {
-                ctx.err(path, format!("{what} {p} out of range 1-65535"));
-                None
-            }
-        },
-    }
+    ctx.check_opt(path, p.as_ref(), |p| nonzero_u16(*p, what))
 }
 
 pub(super) fn wireguard(
@@ -191,12 +164,7 @@ pub(super) fn wireguard(
     nets: &[wire::Network],
 ) -> Option<Vec<model::Wireguard>> {
     let base = Path::root().key("wireguard");
-    ctx.unique(
-        "wireguard interface",
-        wgs.iter()
-            .enumerate()
-            .map(|(i, w)| (base.idx(i).key("name"), w.name.as_str())),
-    );
+    ctx.unique_by("wireguard interface", &base, "name", wgs, |w| &w.name);
     all(wgs.iter().enumerate().map(|(i, w)| {
         let path = base.idx(i);
         let name = ctx.check(&path.key("name"), check_ifname(&w.name));
@@ -222,20 +190,10 @@ pub(super) fn wireguard(
             ctx.check(&path.key("addresses").idx(j), parsed)
         }));
         let pbase = path.key("peers");
-        ctx.unique(
-            "peer",
-            w.peers
-                .iter()
-                .enumerate()
-                .map(|(j, p)| (pbase.idx(j).key("name"), p.name.as_str())),
-        );
-        ctx.unique(
-            "peer public key",
-            w.peers
-                .iter()
-                .enumerate()
-                .map(|(j, p)| (pbase.idx(j).key("public_key"), p.public_key.as_str())),
-        );
+        ctx.unique_by("peer", &pbase, "name", &w.peers, |p| &p.name);
+        ctx.unique_by("peer public key", &pbase, "public_key", &w.peers, |p| {
+            &p.public_key
+        });
         let peers = all(w.peers.iter().enumerate().map(|(j, p)| {
             let pp = pbase.idx(j);
             object_name(ctx, &pp, &p.name);
@@ -250,12 +208,9 @@ pub(super) fn wireguard(
                     parse_prefix(a).or_else(|_| parse_ip_or_net(a)),
                 )
             }));
-            let endpoint = match &p.endpoint {
-                Some(e) => ctx
-                    .check(&pp.key("endpoint"), check_endpoint(e))
-                    .map(|()| Some(e.clone())),
-                None => Some(None),
-            };
+            let endpoint = ctx.check_opt(&pp.key("endpoint"), p.endpoint.as_deref(), |e| {
+                check_endpoint(e).map(|()| e.to_string())
+            });
             let keepalive = port16(
                 ctx,
                 &pp.key("persistent_keepalive"),
