@@ -10,6 +10,7 @@ mod diag;
 pub mod model;
 mod reference;
 mod secret;
+mod sections;
 mod validate;
 pub mod value;
 pub mod wire;
@@ -20,7 +21,8 @@ use std::path::{Path as FsPath, PathBuf};
 
 pub use diag::{Diagnostic, Diagnostics, Path, Severity, SourceFile};
 pub use reference::reference_markdown;
-pub use secret::{REDACTED, Secret, SecretField};
+pub use secret::{REDACTED, Secret, SecretField, with_secrets_exposed};
+pub use sections::{SECTIONS, Sections, sections};
 pub use validate::BUILTIN_SERVICES;
 
 use validate::{Ctx, Secrets, SecretsMode};
@@ -118,8 +120,9 @@ fn file_error(path: &FsPath, message: String) -> Diagnostic {
     }
 }
 
-/// Reads the secrets file, refusing one that others could read.
-fn read_secrets(path: &FsPath) -> Result<Option<String>, Diagnostic> {
+/// Reads the secrets file, refusing one that others could read; `None`
+/// when it does not exist.
+pub fn read_secrets(path: &FsPath) -> Result<Option<String>, Diagnostic> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -41,8 +41,31 @@ impl fmt::Display for Secret {
 
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(REDACTED)
+        if EXPOSED.get() {
+            s.serialize_str(&self.0)
+        } else {
+            s.serialize_str(REDACTED)
+        }
     }
+}
+
+thread_local! {
+    /// Set only inside [`with_secrets_exposed`], on this thread.
+    static EXPOSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with [`Secret`] serializing its value instead of `<redacted>`,
+/// on this thread only: for configd handing a section to the daemon that is
+/// entitled to its secrets. Everywhere else secrets stay redacted.
+pub fn with_secrets_exposed<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            EXPOSED.set(self.0);
+        }
+    }
+    let _reset = Reset(EXPOSED.replace(true));
+    f()
 }
 
 /// A secret field as written in `oxwrt.toml`: either the correct

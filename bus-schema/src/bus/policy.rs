@@ -1,0 +1,188 @@
+//! Who may own which name and call which method: the one table both the
+//! broker policy and each daemon's own caller check are made from.
+
+/// uid of root: oxinit, configd and the broker run as root in this
+/// release (configd must read the operator's root-owned 0600 secrets
+/// file and replace files in `$ETC`); the isolation work bounds their
+/// capabilities.
+pub const ROOT_UID: u32 = 0;
+
+/// A daemon on the bus: its well-known name, the uid it runs as, and the
+/// config sections it consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    /// Service name as oxinit knows it.
+    pub service: &'static str,
+    /// Well-known bus name, only ownable by `uid`.
+    pub name: &'static str,
+    /// The uid it runs as.
+    pub uid: u32,
+    /// Config sections it consumes: configd calls its `Daemon1` when one
+    /// of them changes.
+    pub sections: &'static [&'static str],
+    /// Of those, the sections whose secrets it receives resolved.
+    pub secret_sections: &'static [&'static str],
+}
+
+/// uid of ctld, the only non-root caller of mutating methods.
+pub const CTLD_UID: u32 = 7106;
+
+/// Every principal. uids 7100-7199 are oxwrt's; numeric, because the
+/// firmware has no passwd database for them.
+pub const PRINCIPALS: &[Principal] = &[
+    Principal {
+        service: "oxinit",
+        name: "org.oxwrt.Init",
+        uid: ROOT_UID,
+        sections: &[],
+        secret_sections: &[],
+    },
+    Principal {
+        service: "configd",
+        name: "org.oxwrt.Config",
+        uid: ROOT_UID,
+        sections: &[],
+        secret_sections: &[],
+    },
+    Principal {
+        service: "netd",
+        name: "org.oxwrt.Net",
+        uid: 7101,
+        sections: &["networks", "routes", "wireguard"],
+        secret_sections: &["networks", "wireguard"],
+    },
+    Principal {
+        service: "fwd",
+        name: "org.oxwrt.Firewall",
+        uid: 7102,
+        sections: &["firewall", "port_forwards"],
+        secret_sections: &[],
+    },
+    Principal {
+        service: "dhcpd",
+        name: "org.oxwrt.Dhcp",
+        uid: 7103,
+        sections: &["dhcp"],
+        secret_sections: &[],
+    },
+    Principal {
+        service: "dnsd",
+        name: "org.oxwrt.Dns",
+        uid: 7104,
+        sections: &["system", "dns"],
+        secret_sections: &[],
+    },
+    Principal {
+        service: "wifid",
+        name: "org.oxwrt.Wifi",
+        uid: 7105,
+        sections: &["wifi"],
+        secret_sections: &["wifi"],
+    },
+    Principal {
+        service: "ctld",
+        name: "org.oxwrt.Control",
+        uid: CTLD_UID,
+        sections: &["control"],
+        secret_sections: &[],
+    },
+];
+
+/// The principal that owns a well-known name.
+pub fn by_name(name: &str) -> Option<&'static Principal> {
+    PRINCIPALS.iter().find(|p| p.name == name)
+}
+
+/// The principal of a service.
+pub fn by_service(service: &str) -> Option<&'static Principal> {
+    PRINCIPALS.iter().find(|p| p.service == service)
+}
+
+/// The principals that consume a section.
+pub fn consumers(section: &str) -> impl Iterator<Item = &'static Principal> + '_ {
+    PRINCIPALS
+        .iter()
+        .filter(move |p| p.sections.contains(&section))
+}
+
+/// A method that changes state, and the uids that may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mutation {
+    /// Interface.
+    pub interface: &'static str,
+    /// Member names.
+    pub members: &'static [&'static str],
+    /// uids allowed to call them.
+    pub callers: &'static [u32],
+}
+
+/// Every mutating method. Everything else on an oxwrt interface reads and
+/// may be called by any uid allowed on the bus.
+pub const MUTATIONS: &[Mutation] = &[
+    Mutation {
+        interface: "org.oxwrt.Init1",
+        members: &["Restart", "Stop", "Start"],
+        callers: &[ROOT_UID, CTLD_UID],
+    },
+    Mutation {
+        interface: "org.oxwrt.Config1",
+        members: &["Reload", "Push", "Confirm", "Rollback"],
+        callers: &[ROOT_UID, CTLD_UID],
+    },
+    Mutation {
+        interface: "org.oxwrt.Daemon1",
+        members: &["Check", "Apply"],
+        callers: &[ROOT_UID],
+    },
+    Mutation {
+        // Setting a property is a mutation too; no oxwrt property is
+        // writable, so nobody but root gets this far.
+        interface: "org.freedesktop.DBus.Properties",
+        members: &["Set"],
+        callers: &[ROOT_UID],
+    },
+];
+
+/// May `uid` call `member` of `interface`? Reading members are open to
+/// every uid on the bus.
+pub fn may_call(uid: u32, interface: &str, member: &str) -> bool {
+    MUTATIONS
+        .iter()
+        .find(|m| m.interface == interface && m.members.contains(&member))
+        .is_none_or(|m| m.callers.contains(&uid))
+}
+
+/// The uids allowed to connect to the bus at all.
+pub fn bus_uids() -> Vec<u32> {
+    let mut uids: Vec<u32> = PRINCIPALS.iter().map(|p| p.uid).collect();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutations_are_closed_and_reads_are_open() {
+        assert!(may_call(ROOT_UID, "org.oxwrt.Config1", "Reload"));
+        assert!(may_call(CTLD_UID, "org.oxwrt.Config1", "Reload"));
+        assert!(!may_call(7101, "org.oxwrt.Config1", "Reload"));
+        assert!(!may_call(CTLD_UID, "org.oxwrt.Daemon1", "Apply"));
+        assert!(may_call(7101, "org.oxwrt.Config1", "GetSection"));
+    }
+
+    #[test]
+    fn names_and_services_are_unique() {
+        for (i, p) in PRINCIPALS.iter().enumerate() {
+            for q in &PRINCIPALS[i + 1..] {
+                assert_ne!(p.name, q.name);
+                assert_ne!(p.service, q.service);
+            }
+            for s in p.secret_sections {
+                assert!(p.sections.contains(s), "{}: {s}", p.service);
+            }
+        }
+    }
+}

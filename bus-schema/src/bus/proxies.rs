@@ -1,0 +1,85 @@
+//! Client side of every oxwrt interface. The server side lives in each
+//! daemon's `bus.rs` and implements exactly these members.
+
+use std::collections::HashMap;
+
+use zbus::proxy;
+
+use super::{ApplyReport, ServiceStatus, SnapshotInfo};
+
+/// `org.oxwrt.Init1`: oxinit's supervision of every service.
+#[proxy(
+    interface = "org.oxwrt.Init1",
+    default_service = "org.oxwrt.Init",
+    default_path = "/org/oxwrt/Init"
+)]
+pub trait Init1 {
+    /// Every service, in start order.
+    fn list_services(&self) -> zbus::Result<Vec<ServiceStatus>>;
+    /// Restarts one service (also one that is `failed`).
+    fn restart(&self, name: &str) -> zbus::Result<()>;
+    /// Stops one service; it stays stopped until `Start`.
+    fn stop(&self, name: &str) -> zbus::Result<()>;
+    /// Starts a stopped or failed service.
+    fn start(&self, name: &str) -> zbus::Result<()>;
+    /// The last `lines` lines a service wrote.
+    fn logs(&self, name: &str, lines: u32) -> zbus::Result<Vec<String>>;
+    /// Boot phase: `early`, `bus`, `config`, `services`, `running`,
+    /// `shutdown`.
+    #[zbus(property)]
+    fn phase(&self) -> zbus::Result<String>;
+    /// A service changed state.
+    #[zbus(signal)]
+    fn service_changed(&self, status: ServiceStatus) -> zbus::Result<()>;
+}
+
+/// `org.oxwrt.Config1`: configd, the config broker.
+#[proxy(
+    interface = "org.oxwrt.Config1",
+    default_service = "org.oxwrt.Config",
+    default_path = "/org/oxwrt/Config"
+)]
+pub trait Config1 {
+    /// Running generation number.
+    #[zbus(property)]
+    fn generation(&self) -> zbus::Result<u64>;
+    /// Hash of the running pair (keyed, so it says nothing about secrets).
+    #[zbus(property)]
+    fn hash(&self) -> zbus::Result<String>;
+    /// Unix time after which the running generation is reverted unless
+    /// confirmed; 0 when it is confirmed.
+    #[zbus(property)]
+    fn confirm_deadline(&self) -> zbus::Result<u64>;
+    /// One section of the running generation as JSON; secrets are
+    /// resolved only for a caller that owns a name entitled to them.
+    fn get_section(&self, name: &str) -> zbus::Result<(u64, String)>;
+    /// Validates `$ETC`'s pair (or the pushed candidate) and applies it
+    /// through the transaction. `confirm_secs` > 0 makes it provisional.
+    fn reload(&self, dry_run: bool, confirm_secs: u32, comment: &str) -> zbus::Result<ApplyReport>;
+    /// Validates a pair and stores it as the candidate for the next
+    /// `Reload`; the reply carries the warnings.
+    fn push(&self, public: &str, secrets: &str) -> zbus::Result<String>;
+    /// Makes a provisional generation permanent.
+    fn confirm(&self) -> zbus::Result<()>;
+    /// Applies snapshot `to` (0 = the previous generation).
+    fn rollback(&self, to: u32, comment: &str) -> zbus::Result<ApplyReport>;
+    /// The snapshot ring, newest first.
+    fn list_snapshots(&self) -> zbus::Result<Vec<SnapshotInfo>>;
+    /// A new generation is running (also after a revert).
+    #[zbus(signal)]
+    fn new_generation(&self, generation: u64, hash: &str, changed: Vec<String>)
+    -> zbus::Result<()>;
+}
+
+/// `org.oxwrt.Daemon1`: served by every daemon that consumes config, at
+/// [`super::DAEMON_PATH`] under its own well-known name; called by configd.
+#[proxy(interface = "org.oxwrt.Daemon1", default_path = "/org/oxwrt/Daemon")]
+pub trait Daemon1 {
+    /// Can these sections (name -> JSON) be applied here? Changes nothing.
+    fn check(&self, generation: u64, sections: HashMap<String, String>) -> zbus::Result<()>;
+    /// Applies these sections, touching only what differs.
+    fn apply(&self, generation: u64, sections: HashMap<String, String>) -> zbus::Result<()>;
+    /// The generation this daemon last applied.
+    #[zbus(property)]
+    fn applied_generation(&self) -> zbus::Result<u64>;
+}

@@ -1,0 +1,85 @@
+//! Values carried by the oxwrt interfaces, and their errors.
+
+use serde::{Deserialize, Serialize};
+use zbus::{DBusError, Type};
+
+/// Errors every oxwrt interface can return. On the wire each is
+/// `org.oxwrt.Error.<Variant>` with the message as its text.
+#[derive(Debug, DBusError)]
+#[zbus(prefix = "org.oxwrt.Error")]
+pub enum BusError {
+    /// A transport error of zbus itself.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The caller's uid may not call this method.
+    AccessDenied(String),
+    /// The config is invalid: one diagnostic per line, each
+    /// `file:line:col: path: message`.
+    Invalid(String),
+    /// A daemon refused or failed to apply its part; the text carries the
+    /// original error and the outcome of the revert.
+    ApplyFailed(String),
+    /// No such service, section or snapshot.
+    NotFound(String),
+    /// Another transaction is running.
+    Busy(String),
+    /// Anything else that went wrong on the callee's side.
+    Failed(String),
+}
+
+/// One supervised service as oxinit reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct ServiceStatus {
+    /// Service name (`configd`, `netd`, ...).
+    pub name: String,
+    /// State: `stopped`, `starting`, `running`, `backoff`, `stopping`,
+    /// `failed`.
+    pub state: String,
+    /// Process id, 0 when no process runs.
+    pub pid: u32,
+    /// Restarts since oxinit started (or since the last `Start`).
+    pub restarts: u32,
+    /// Unix time (seconds) of the last state change.
+    pub since: u64,
+    /// How the last process ended (`exited 1`, `killed by SIGKILL`), or
+    /// empty.
+    pub last_exit: String,
+    /// Why the service is `failed`, or empty.
+    pub reason: String,
+}
+
+/// The result of a `Reload`, `Rollback` or dry run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct ApplyReport {
+    /// The running generation after the call (unchanged for a dry run).
+    pub generation: u64,
+    /// Its hash.
+    pub hash: String,
+    /// Sections that differ between the running and the new config.
+    pub changed: Vec<String>,
+    /// One unified diff per changed section (secrets redacted).
+    pub diff: Vec<(String, String)>,
+    /// Unix time after which an unconfirmed generation is reverted; 0 when
+    /// nothing awaits confirmation.
+    pub confirm_deadline: u64,
+    /// Warnings from validation, one per line.
+    pub warnings: String,
+}
+
+/// One entry of the snapshot ring, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct SnapshotInfo {
+    /// Position for `Rollback(to)`: 0 is the generation before the
+    /// running one.
+    pub index: u32,
+    /// Generation number.
+    pub generation: u64,
+    /// Unix time it became running.
+    pub time: u64,
+    /// Who applied it (`uid 0`, or what the caller named).
+    pub who: String,
+    /// The caller's comment.
+    pub comment: String,
+    /// Hash of the pair.
+    pub hash: String,
+}

@@ -1,0 +1,75 @@
+//! configd: the config broker. Start-up order: early log, open the store
+//! (finishing an interrupted write, dropping an unconfirmed generation),
+//! load the running generation, connect to the bus, serve
+//! `org.oxwrt.Config1` and own `org.oxwrt.Config`, converge the daemons
+//! already running, signal readiness, then serve until SIGTERM.
+
+mod bus;
+mod core;
+mod diff;
+mod generation;
+mod store;
+mod transaction;
+
+use std::process::ExitCode;
+
+use bus_schema::bus::CONFIG_PATH;
+use oxwrt_daemon::{Env, exit, init_logging, notify_ready};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    init_logging();
+    let env = Env::from_process();
+    let store = match store::Store::open(&env.etc, &env.state) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(exit::SOFTWARE);
+        }
+    };
+    let core = match core::Core::start(store, transaction::Timeouts::default()) {
+        Ok(c) => c,
+        Err(core::StartError::Invalid(e)) => {
+            tracing::error!("no valid config to start from:\n{e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(exit::SOFTWARE);
+        }
+    };
+    let generation = core.running().number;
+    let provisional = core.provisional();
+    let config = bus::Config1::new(core);
+    match serve(&env, config, generation, provisional.is_some()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(exit::SOFTWARE)
+        }
+    }
+}
+
+async fn serve(
+    env: &Env,
+    config: bus::Config1,
+    generation: u64,
+    _provisional: bool,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let conn = zbus::connection::Builder::address(env.bus.as_str())
+        .serve_at(CONFIG_PATH, config.clone())
+        .name("org.oxwrt.Config")
+        .build()
+        .await
+        .with_context(|| format!("connect to the bus at {}", env.bus))?;
+    config.converge(&conn).await;
+    notify_ready().context("signal readiness")?;
+    tracing::info!(generation, "ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: exiting"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: exiting"),
+    }
+    Ok(())
+}

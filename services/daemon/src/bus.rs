@@ -1,0 +1,224 @@
+//! The daemon's side of the bus: `org.oxwrt.Daemon1` for configd's
+//! transaction, and following configd's generations.
+//!
+//! One task owns the [`Domain`]; bus calls and generation signals reach it
+//! through a channel, so check and apply never run concurrently.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bus_schema::bus::policy::Principal;
+use bus_schema::bus::{BusError, Config1Proxy, DAEMON_PATH, authorize};
+use bus_schema::config::Sections;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use zbus::message::Header;
+
+use crate::{Domain, Env, RunError};
+
+/// What the domain task is asked to do.
+enum Request {
+    Check(Sections, oneshot::Sender<Result<(), String>>),
+    Apply(u64, Sections, oneshot::Sender<Result<(), String>>),
+}
+
+/// `org.oxwrt.Daemon1`, served at [`DAEMON_PATH`].
+struct Daemon1 {
+    requests: mpsc::Sender<Request>,
+    applied: Arc<AtomicU64>,
+}
+
+const IFACE: &str = "org.oxwrt.Daemon1";
+
+impl Daemon1 {
+    async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Request,
+    ) -> Result<(), BusError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || BusError::Failed("the daemon is shutting down".into());
+        self.requests.send(make(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?.map_err(BusError::Failed)
+    }
+}
+
+#[zbus::interface(name = "org.oxwrt.Daemon1")]
+impl Daemon1 {
+    async fn check(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] header: Header<'_>,
+        generation: u64,
+        sections: HashMap<String, String>,
+    ) -> Result<(), BusError> {
+        authorize(conn, &header, IFACE, "Check").await?;
+        tracing::debug!(generation, "check");
+        self.ask(|tx| Request::Check(sections.into_iter().collect(), tx))
+            .await
+    }
+
+    async fn apply(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] header: Header<'_>,
+        generation: u64,
+        sections: HashMap<String, String>,
+    ) -> Result<(), BusError> {
+        authorize(conn, &header, IFACE, "Apply").await?;
+        self.ask(|tx| Request::Apply(generation, sections.into_iter().collect(), tx))
+            .await
+    }
+
+    #[zbus(property)]
+    fn applied_generation(&self) -> u64 {
+        self.applied.load(Ordering::SeqCst)
+    }
+}
+
+/// A daemon on the bus, converged to the running generation.
+pub(crate) struct Joined {
+    conn: zbus::Connection,
+    principal: &'static Principal,
+    requests: mpsc::Sender<Request>,
+    applied: Arc<AtomicU64>,
+}
+
+impl Joined {
+    /// Connects, serves `Daemon1`, owns the name, and applies the running
+    /// generation's sections.
+    pub(crate) async fn join<D: Domain>(
+        env: &Env,
+        principal: &'static Principal,
+        domain: D,
+    ) -> Result<Self, RunError> {
+        let applied = Arc::new(AtomicU64::new(0));
+        let (requests, rx) = mpsc::channel(8);
+        let iface = Daemon1 {
+            requests: requests.clone(),
+            applied: applied.clone(),
+        };
+        let conn = zbus::connection::Builder::address(env.bus.as_str())
+            .serve_at(DAEMON_PATH, iface)
+            .name(principal.name)
+            .build()
+            .await
+            .map_err(RunError::Connect)?;
+        tokio::spawn(serve(domain, rx, applied.clone()));
+        let joined = Self {
+            conn,
+            principal,
+            requests,
+            applied,
+        };
+        joined
+            .converge(principal.sections)
+            .await
+            .map_err(|e| match e {
+                Converge::Fetch(e) => RunError::Fetch(e),
+                Converge::Apply(e) => RunError::Converge(e),
+            })?;
+        Ok(joined)
+    }
+
+    /// Fetches `names` from configd and applies them, unless this daemon
+    /// already applied that generation.
+    async fn converge(&self, names: &[&str]) -> Result<(), Converge> {
+        let config = Config1Proxy::new(&self.conn)
+            .await
+            .map_err(Converge::Fetch)?;
+        // A section fetched while a new generation starts could mix two
+        // generations: fetch again until they agree.
+        let (generation, sections) = loop {
+            let mut sections = Sections::new();
+            let mut generations = Vec::new();
+            for name in names {
+                let (g, json) = config.get_section(name).await.map_err(Converge::Fetch)?;
+                generations.push(g);
+                sections.insert((*name).to_string(), json);
+            }
+            let first = generations.first().copied().unwrap_or_default();
+            if generations.iter().all(|g| *g == first) {
+                break (first, sections);
+            }
+        };
+        if sections.is_empty() || generation == self.applied.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let (tx, rx) = oneshot::channel();
+        let gone = || Converge::Apply("the domain task ended".into());
+        self.requests
+            .send(Request::Apply(generation, sections, tx))
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?.map_err(Converge::Apply)?;
+        tracing::info!(generation, "converged to the running generation");
+        Ok(())
+    }
+
+    /// Follows configd's generations: one this daemon missed (it was
+    /// restarting during a transaction) is fetched and applied. Returns
+    /// when the bus connection is gone.
+    pub(crate) async fn follow(self) {
+        let Ok(config) = Config1Proxy::new(&self.conn).await else {
+            return;
+        };
+        let Ok(mut stream) = config.receive_new_generation().await else {
+            return;
+        };
+        while let Some(signal) = stream.next().await {
+            let Ok(args) = signal.args() else { continue };
+            let ours: Vec<&str> = self
+                .principal
+                .sections
+                .iter()
+                .copied()
+                .filter(|s| args.changed.iter().any(|c| c == s))
+                .collect();
+            if ours.is_empty() || args.generation == self.applied.load(Ordering::SeqCst) {
+                continue;
+            }
+            if let Err(e) = self.converge(&ours).await {
+                tracing::warn!("generation {}: {e}", args.generation);
+            }
+        }
+        tracing::warn!("bus connection lost");
+    }
+}
+
+enum Converge {
+    Fetch(zbus::Error),
+    Apply(String),
+}
+
+impl std::fmt::Display for Converge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fetch(e) => write!(f, "fetch: {e}"),
+            Self::Apply(e) => write!(f, "apply: {e}"),
+        }
+    }
+}
+
+/// The domain task: one request at a time.
+async fn serve<D: Domain>(mut domain: D, mut rx: mpsc::Receiver<Request>, applied: Arc<AtomicU64>) {
+    while let Some(request) = rx.recv().await {
+        match request {
+            Request::Check(sections, reply) => {
+                let _ = reply.send(domain.check(&sections).await);
+            }
+            Request::Apply(generation, sections, reply) => {
+                let names: Vec<&String> = sections.keys().collect();
+                let result = domain.apply(&sections).await;
+                match &result {
+                    Ok(()) => {
+                        applied.store(generation, Ordering::SeqCst);
+                        tracing::info!(generation, ?names, "applied");
+                    }
+                    Err(e) => tracing::warn!(generation, ?names, "apply failed: {e}"),
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The daemon framework: everything a config-consuming oxwrt daemon needs
+//! to join the system, so that each daemon is only its domain logic.
+//!
+//! A daemon implements [`Domain`] (check and apply its sections) and calls
+//! [`run`], which does the fixed start-up order of STYLE.md: early log,
+//! connect to the bus, serve `org.oxwrt.Daemon1`, own the well-known name,
+//! fetch its sections of the running generation, converge to them, signal
+//! readiness to oxinit, then follow new generations until SIGTERM.
+
+mod bus;
+mod env;
+mod ready;
+
+use std::future::Future;
+use std::process::ExitCode;
+
+pub use bus_schema::config::Sections;
+pub use env::Env;
+pub use ready::notify_ready;
+
+/// Exit codes oxinit understands (sysexits).
+pub mod exit {
+    /// Bad config: oxinit does not respawn the daemon in a loop.
+    pub const CONFIG: u8 = 78;
+    /// Missing permission.
+    pub const NO_PERM: u8 = 77;
+    /// Internal error.
+    pub const SOFTWARE: u8 = 70;
+}
+
+/// A daemon's own domain logic: what it does with its config sections.
+///
+/// Both methods receive only the sections that changed (all of the
+/// daemon's sections at start-up), as JSON keyed by section name.
+/// `apply` must touch only what differs from the current state, so a
+/// daemon that restarts into the config it already applied changes
+/// nothing.
+pub trait Domain: Send + 'static {
+    /// Could these sections be applied here? Changes nothing.
+    fn check(&mut self, sections: &Sections) -> impl Future<Output = Result<(), String>> + Send;
+    /// Applies these sections.
+    fn apply(&mut self, sections: &Sections) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Errors of [`run`].
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The service name is not in the bus policy table.
+    #[error("unknown service {0:?}: not in bus_schema::bus::policy::PRINCIPALS")]
+    UnknownService(String),
+    /// Connecting to the bus or owning the name failed.
+    #[error("connect to the bus: {0}")]
+    Connect(#[source] zbus::Error),
+    /// Fetching a section from configd failed.
+    #[error("fetch the running config from configd: {0}")]
+    Fetch(#[source] zbus::Error),
+    /// The first apply failed.
+    #[error("apply the running config: {0}")]
+    Converge(String),
+    /// Telling oxinit that the daemon is ready failed.
+    #[error("signal readiness: {0}")]
+    Ready(#[source] std::io::Error),
+    /// Setting up the signal handler failed.
+    #[error("install the SIGTERM handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+impl RunError {
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Self::UnknownService(_) => exit::SOFTWARE,
+            Self::Converge(_) => exit::CONFIG,
+            _ => exit::SOFTWARE,
+        })
+    }
+}
+
+/// Sets up tracing to stderr (oxinit forwards it to the journal or its
+/// ring buffer). `RUST_LOG` overrides the default `info`.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
+}
+
+/// Runs `domain` as the daemon `service` (its entry in the bus policy
+/// table) until SIGTERM or SIGINT.
+pub async fn run<D: Domain>(service: &str, domain: D) -> Result<(), RunError> {
+    let principal = bus_schema::bus::policy::by_service(service)
+        .ok_or_else(|| RunError::UnknownService(service.to_string()))?;
+    let env = Env::from_process();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(RunError::Signal)?;
+    let daemon = bus::Joined::join(&env, principal, domain).await?;
+    notify_ready().map_err(RunError::Ready)?;
+    tracing::info!(name = principal.name, "ready");
+    tokio::select! {
+        () = daemon.follow() => {}
+        _ = term.recv() => tracing::info!("SIGTERM: exiting"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: exiting"),
+    }
+    Ok(())
+}
