@@ -408,3 +408,6 @@ fn read_etc(store: &Store) -> Result<Pair, String> {
         .ok_or_else(|| format!("{}: does not exist", secrets.display()))?;
     Ok(Pair { public, secrets })
 }
+
+#[cfg(test)]
+mod tests;

@@ -261,4 +261,6 @@ pub async fn converge<P: Participants>(
 }
 
 #[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
 mod tests;

@@ -1,71 +1,12 @@
-use std::sync::Mutex;
-
+use super::fake::{Fake, pair};
 use super::*;
 use crate::store::Pair;
 
 fn generation(number: u64, hostname: &str, cache: u32) -> Generation {
-    let pair = Pair {
-        public: format!(
-            "version = 1\n[system]\nhostname = \"{hostname}\"\n[dns]\ncache_size = {cache}\n"
-        ),
-        secrets: String::new(),
-    };
-    Generation::from_snapshot(number, pair, b"key").expect("valid")
+    Generation::from_snapshot(number, pair(hostname, cache), b"key").expect("valid")
 }
 
-/// Records every call; fails or hangs where told.
-#[derive(Default)]
-struct Fake {
-    calls: Mutex<Vec<String>>,
-    fail_apply: Option<(&'static str, u64)>,
-    fail_check: Option<&'static str>,
-    hang: Option<&'static str>,
-    offline: Vec<&'static str>,
-}
-
-impl Fake {
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().expect("lock").clone()
-    }
-    fn record(&self, what: &str, name: &str, generation: u64, sections: &Sections) {
-        let names: Vec<&str> = sections.keys().map(String::as_str).collect();
-        self.calls
-            .lock()
-            .expect("lock")
-            .push(format!("{what} {name} {generation} {}", names.join(",")));
-    }
-}
-
-impl Participants for Fake {
-    async fn online(&self, name: &'static str) -> bool {
-        !self.offline.contains(&name)
-    }
-    async fn applied(&self, _: &'static str) -> Result<u64, String> {
-        Ok(0)
-    }
-    async fn check(&self, name: &'static str, g: u64, s: Sections) -> Result<(), String> {
-        self.record("check", name, g, &s);
-        match self.fail_check {
-            Some(n) if n == name => Err("cannot".into()),
-            _ => Ok(()),
-        }
-    }
-    async fn apply(&self, name: &'static str, g: u64, s: Sections) -> Result<(), String> {
-        self.record("apply", name, g, &s);
-        if self.hang == Some(name) {
-            std::future::pending::<()>().await;
-        }
-        match self.fail_apply {
-            Some((n, fg)) if n == name && fg == g => Err("boom".into()),
-            _ => Ok(()),
-        }
-    }
-}
-
-const FAST: Timeouts = Timeouts {
-    check: Duration::from_millis(200),
-    apply: Duration::from_millis(200),
-};
+use super::fake::FAST;
 
 #[test]
 fn a_change_reaches_only_the_daemons_that_consume_it() {
