@@ -1,0 +1,329 @@
+//! Declarative service specs: the built-in table and the
+//! `--extra-services` file, which uses the same fields.
+//!
+//! ```toml
+//! [[service]]
+//! name = "sleeper"                 # required, unique
+//! exec = "/bin/sh"                 # absolute, or relative to --bin-dir
+//! args = ["-c", "echo ready >&3; exec sleep 1000"]
+//! user = 0                         # numeric uid; gid is the same number
+//! ready = "fd"                     # "fd" (one line on fd 3) or "spawned"
+//! depends_on = ["bus"]
+//! phase = "services"               # "bus", "config" or "services"
+//! capabilities = []                # stored; applied by a later issue
+//! seccomp = "name"                 # stored; applied by a later issue
+//! landlock = "name"                # stored; applied by a later issue
+//! start_timeout_ms = 30000
+//! term_timeout_ms = 5000
+//! [service.respawn]
+//! backoff_min_ms = 100
+//! backoff_max_ms = 30000
+//! max_crashes = 5
+//! window_ms = 60000
+//! ```
+
+use std::{collections::HashSet, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+use crate::paths::Paths;
+
+/// Which boot phase starts a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The bus broker.
+    Bus,
+    /// configd.
+    Config,
+    /// Everything else.
+    Services,
+}
+
+/// When a started service counts as ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ready {
+    /// It writes one line to fd 3 (`OXWRT_READY_FD`).
+    Fd,
+    /// Once it has been exec'd.
+    Spawned,
+}
+
+/// Respawn limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Respawn {
+    /// First delay after a crash; doubles per crash.
+    pub backoff_min: Duration,
+    /// Cap of the delay.
+    pub backoff_max: Duration,
+    /// This many crashes within `window` mark the service `failed`.
+    pub max_crashes: u32,
+    /// See `max_crashes`; a run longer than this resets the count.
+    pub window: Duration,
+}
+
+impl Default for Respawn {
+    fn default() -> Self {
+        Self {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            max_crashes: 5,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One supervised service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Unique name.
+    pub name: String,
+    /// Binary: absolute, or relative to `--bin-dir`.
+    pub exec: PathBuf,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// uid (and gid) it runs as.
+    pub user: u32,
+    /// Capabilities it keeps (stored only for now).
+    pub capabilities: Vec<String>,
+    /// Seccomp profile name (stored only for now).
+    pub seccomp: Option<String>,
+    /// Landlock profile name (stored only for now).
+    pub landlock: Option<String>,
+    /// Services that must be ready before this one starts.
+    pub depends_on: Vec<String>,
+    /// Readiness protocol.
+    pub ready: Ready,
+    /// Respawn limits.
+    pub respawn: Respawn,
+    /// Not ready after this long counts as a crash.
+    pub start_timeout: Duration,
+    /// SIGTERM, then SIGKILL after this long.
+    pub term_timeout: Duration,
+    /// Boot phase.
+    pub phase: Phase,
+    /// Run it in a private mount namespace that sees `$RUN/passwd` as
+    /// `/etc/passwd` (only the broker; see `broker.rs`).
+    pub passwd_overlay: bool,
+}
+
+/// Errors of loading an `--extra-services` file.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file could not be read.
+    #[error("read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not a valid service list.
+    #[error("parse {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    /// Two services with one name.
+    #[error("service {0} is declared twice")]
+    Duplicate(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireFile {
+    #[serde(default)]
+    service: Vec<WireService>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireService {
+    name: String,
+    exec: PathBuf,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    user: u32,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    seccomp: Option<String>,
+    landlock: Option<String>,
+    #[serde(default)]
+    depends_on: Vec<String>,
+    #[serde(default = "default_ready")]
+    ready: Ready,
+    #[serde(default)]
+    respawn: WireRespawn,
+    start_timeout_ms: Option<u64>,
+    term_timeout_ms: Option<u64>,
+    #[serde(default = "default_phase")]
+    phase: Phase,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRespawn {
+    backoff_min_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+    max_crashes: Option<u32>,
+    window_ms: Option<u64>,
+}
+
+fn default_ready() -> Ready {
+    Ready::Fd
+}
+
+fn default_phase() -> Phase {
+    Phase::Services
+}
+
+impl From<WireService> for ServiceSpec {
+    fn from(w: WireService) -> Self {
+        let d = Respawn::default();
+        let ms = Duration::from_millis;
+        let mut spec = ServiceSpec::new(&w.name, w.exec, w.phase);
+        spec.args = w.args;
+        spec.user = w.user;
+        spec.capabilities = w.capabilities;
+        spec.seccomp = w.seccomp;
+        spec.landlock = w.landlock;
+        spec.depends_on = w.depends_on;
+        spec.ready = w.ready;
+        spec.respawn = Respawn {
+            backoff_min: w.respawn.backoff_min_ms.map_or(d.backoff_min, ms),
+            backoff_max: w.respawn.backoff_max_ms.map_or(d.backoff_max, ms),
+            max_crashes: w.respawn.max_crashes.unwrap_or(d.max_crashes).max(1),
+            window: w.respawn.window_ms.map_or(d.window, ms),
+        };
+        spec.start_timeout = w.start_timeout_ms.map_or(spec.start_timeout, ms);
+        spec.term_timeout = w.term_timeout_ms.map_or(spec.term_timeout, ms);
+        spec
+    }
+}
+
+impl ServiceSpec {
+    /// A spec with every default: uid 0, ready by fd, no dependencies.
+    pub fn new(name: &str, exec: impl Into<PathBuf>, phase: Phase) -> Self {
+        Self {
+            name: name.to_owned(),
+            exec: exec.into(),
+            args: Vec::new(),
+            user: 0,
+            capabilities: Vec::new(),
+            seccomp: None,
+            landlock: None,
+            depends_on: Vec::new(),
+            ready: Ready::Fd,
+            respawn: Respawn::default(),
+            start_timeout: Duration::from_secs(30),
+            term_timeout: Duration::from_secs(5),
+            phase,
+            passwd_overlay: false,
+        }
+    }
+}
+
+/// The services oxinit ships, in declaration order.
+pub fn builtins(paths: &Paths) -> Vec<ServiceSpec> {
+    let mut configd = ServiceSpec::new("configd", "configd", Phase::Config);
+    configd.depends_on = vec!["bus".into()];
+    vec![crate::broker::spec(paths), configd]
+}
+
+/// Parses an `--extra-services` document.
+pub fn parse_extra(text: &str, path: &std::path::Path) -> Result<Vec<ServiceSpec>, SpecError> {
+    let wire: WireFile = toml::from_str(text).map_err(|source| SpecError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(wire.service.into_iter().map(ServiceSpec::from).collect())
+}
+
+/// Reads an `--extra-services` file.
+pub fn load_extra(path: &std::path::Path) -> Result<Vec<ServiceSpec>, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_extra(&text, path)
+}
+
+/// Built-ins, with an extra of the same name replacing the built-in in
+/// place, other extras appended, and the `without` names dropped.
+pub fn merge(
+    builtins: Vec<ServiceSpec>,
+    extras: Vec<ServiceSpec>,
+    without: &[String],
+) -> Result<Vec<ServiceSpec>, SpecError> {
+    let mut seen = HashSet::new();
+    for e in &extras {
+        if !seen.insert(e.name.clone()) {
+            return Err(SpecError::Duplicate(e.name.clone()));
+        }
+    }
+    let mut out = builtins;
+    for e in extras {
+        match out.iter_mut().find(|s| s.name == e.name) {
+            Some(slot) => *slot = e,
+            None => out.push(e),
+        }
+    }
+    out.retain(|s| !without.contains(&s.name));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const EXTRA: &str = r#"
+[[service]]
+name = "sleeper"
+exec = "/bin/sh"
+args = ["-c", "echo ready >&3; exec sleep 1000"]
+depends_on = ["bus"]
+
+[[service]]
+name = "configd"
+exec = "fake-configd"
+ready = "spawned"
+phase = "config"
+term_timeout_ms = 200
+[service.respawn]
+max_crashes = 2
+"#;
+
+    fn paths() -> Paths {
+        Paths::new(Path::new("/r"), "/bin".into())
+    }
+
+    #[test]
+    fn extras_replace_append_and_without_drops() {
+        let extra = parse_extra(EXTRA, Path::new("x.toml")).expect("parses");
+        let all = merge(builtins(&paths()), extra, &["bus".into()]).expect("merges");
+        let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["configd", "sleeper"]);
+        assert_eq!(all[0].exec, Path::new("fake-configd"));
+        assert_eq!(all[0].ready, Ready::Spawned);
+        assert_eq!(all[0].term_timeout, Duration::from_millis(200));
+        assert_eq!(all[0].respawn.max_crashes, 2);
+        assert_eq!(all[0].respawn.window, Duration::from_secs(60));
+        assert_eq!(all[1].ready, Ready::Fd);
+        assert_eq!(all[1].phase, Phase::Services);
+    }
+
+    #[test]
+    fn unknown_fields_and_duplicates_are_refused() {
+        let bad = "[[service]]\nname = \"a\"\nexec = \"x\"\nbogus = 1\n";
+        assert!(matches!(
+            parse_extra(bad, Path::new("x")),
+            Err(SpecError::Parse { .. })
+        ));
+        let twice =
+            "[[service]]\nname = \"a\"\nexec = \"x\"\n[[service]]\nname = \"a\"\nexec = \"y\"\n";
+        let extra = parse_extra(twice, Path::new("x")).expect("parses");
+        assert!(matches!(merge(vec![], extra, &[]), Err(SpecError::Duplicate(n)) if n == "a"));
+    }
+}
