@@ -13,10 +13,7 @@ use nix::{
     },
     unistd::Pid,
 };
-use tokio::{
-    signal::unix::{SignalKind, signal},
-    sync::mpsc,
-};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::supervisor::Exit;
 
@@ -35,13 +32,15 @@ pub fn become_subreaper() -> nix::Result<()> {
 }
 
 /// Listens for SIGCHLD; call before spawning anything. Every reaped child
-/// goes to `tx`.
-pub fn start(tx: mpsc::UnboundedSender<Reaped>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+/// goes to `send`; the task ends when it returns false.
+pub fn start(
+    send: impl Fn(Reaped) -> bool + Send + 'static,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let mut sigchld = signal(SignalKind::child())?;
     Ok(tokio::spawn(async move {
         loop {
             for r in reap_now() {
-                if tx.send(r).is_err() {
+                if !send(r) {
                     return;
                 }
             }

@@ -38,11 +38,6 @@ impl State {
             State::Failed => "failed",
         }
     }
-
-    /// Is a process of this service alive?
-    pub fn has_process(self) -> bool {
-        matches!(self, State::Starting | State::Running | State::Stopping)
-    }
 }
 
 /// How a process ended.
@@ -252,12 +247,12 @@ impl Supervisor {
             .take()
             .map(|t| now.saturating_duration_since(t));
         if self.state == State::Stopping {
+            self.state = State::Stopped;
             if self.restart_pending {
                 self.restart_pending = false;
                 self.restarts += 1;
                 return Action::Spawn;
             }
-            self.state = State::Stopped;
             return Action::None;
         }
         if exit == Exit::Code(EX_CONFIG) {
