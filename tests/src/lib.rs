@@ -25,6 +25,6 @@ pub mod wan;
 
 pub use exec::{ChildGuard, ExecError};
 pub use info::{Addresses, ControlInfo, LabInfo, Namespaces};
-pub use lab::{Lab, LabCheck, LabConfig, LabError};
+pub use lab::{Boot, Lab, LabCheck, LabConfig, LabError};
 pub use state::default_state_dir;
 pub use wait::{WaitError, wait_for, wait_until};

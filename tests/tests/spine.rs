@@ -16,7 +16,7 @@ use bus_schema::bus::{Config1Proxy, Init1Proxy, ServiceStatus};
 use futures_util::StreamExt;
 use oxwrt_lab::exec::ProcId;
 use oxwrt_lab::testing::{self, Scope, TestResult};
-use oxwrt_lab::{ChildGuard, Lab, LabConfig, wait_for, wait_until};
+use oxwrt_lab::{Boot, ChildGuard, Lab, LabConfig, wait_for, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(180);
 const WAIT: Duration = Duration::from_secs(30);
@@ -61,20 +61,10 @@ struct Stack {
 
 impl Stack {
     fn start(scope: &Scope, daemons: &[Testd<'_>]) -> Result<Stack, BoxError> {
-        let (oxinit, testd) = (
-            built("oxinit")?,
-            PathBuf::from(env!("CARGO_BIN_EXE_oxwrt-testd")),
-        );
-        built("configd")?;
+        let oxinit = built("oxinit")?;
+        let testd = PathBuf::from(env!("CARGO_BIN_EXE_oxwrt-testd"));
         let mut lab = scope.up(LabConfig::default())?;
         let root = lab.root().to_path_buf();
-        let etc = root.join("etc/oxwrt");
-        fs::create_dir_all(&etc)?;
-        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/");
-        fs::copy(format!("{config}oxwrt.toml"), etc.join("oxwrt.toml"))?;
-        let secrets = etc.join("oxwrt.secrets.toml");
-        fs::copy(format!("{config}oxwrt.secrets.toml.example"), &secrets)?;
-        fs::set_permissions(&secrets, fs::Permissions::from_mode(0o600))?;
         let shared = root.join("shared");
         fs::create_dir_all(&shared)?;
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o777))?;
@@ -99,20 +89,11 @@ impl Stack {
                 principal.uid,
             ));
         }
-        let extra = root.join("services.toml");
-        fs::write(&extra, services)?;
-
-        let argv = [
-            oxinit.display().to_string(),
-            "--root".into(),
-            root.display().to_string(),
-            "--extra-services".into(),
-            extra.display().to_string(),
-        ];
-        let router = lab.namespaces().router.clone();
-        let guard = lab.spawn(&router, &argv)?;
-        let socket = root.join("run/oxwrt/bus.sock");
-        wait_until("the bus socket", Instant::now() + WAIT, || socket.exists())?;
+        let bin_dir = oxinit.parent().ok_or("no bin dir")?.to_path_buf();
+        let guard = lab.boot(&Boot {
+            extra_services: Some(services),
+            ..Boot::new(bin_dir)
+        })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -646,7 +627,7 @@ fn the_broker_keeps_names_and_mutations_to_their_uids() {
                     format!("--regid={uid}"),
                     "--clear-groups".into(),
                     "dbus-send".into(),
-                    format!("--address={bus}"),
+                    format!("--bus={bus}"),
                     "--print-reply".into(),
                 ])
                 .args(args)

@@ -78,14 +78,6 @@ impl Participants for BusParticipants {
         }
     }
 
-    async fn applied(&self, name: &'static str) -> Result<u64, String> {
-        self.proxy(name)
-            .await?
-            .applied_generation()
-            .await
-            .map_err(daemon_error)
-    }
-
     async fn check(&self, name: &'static str, generation: u64, s: Sections) -> Result<(), String> {
         let s: HashMap<String, String> = s.into_iter().collect();
         self.proxy(name)

@@ -123,19 +123,15 @@ impl Core {
         self.provisional
     }
 
-    /// Gives every daemon on the bus that has not applied the running
-    /// generation its sections of it: after configd (re)starts, so a
-    /// transaction a crash interrupted ends consistent.
+    /// Gives every daemon on the bus its sections of the running
+    /// generation: after configd (re)starts, so that a transaction a crash
+    /// interrupted ends consistent. Unconditional, because a daemon may
+    /// still be applying what the dead configd sent; its apply queue puts
+    /// this one after it, and a daemon that is already right changes
+    /// nothing.
     pub async fn converge<P: Participants>(&self, participants: &P) -> Vec<String> {
-        let plan = Plan::everything();
-        let mut behind = Vec::new();
-        for step in transaction::online(&plan, participants).await {
-            match participants.applied(step.principal.name).await {
-                Ok(g) if g == self.running.number => {}
-                _ => behind.push(step),
-            }
-        }
-        transaction::converge(&behind, &self.running, participants, self.timeouts).await
+        let steps = transaction::online(&Plan::everything(), participants).await;
+        transaction::converge(&steps, &self.running, participants, self.timeouts).await
     }
 
     /// Validates `$ETC`'s pair, or the pushed candidate when there is one,

@@ -16,8 +16,6 @@ use crate::generation::Generation;
 pub trait Participants: Sync {
     /// Does a process own this well-known name right now?
     fn online(&self, name: &'static str) -> impl Future<Output = bool> + Send;
-    /// The generation the daemon last applied.
-    fn applied(&self, name: &'static str) -> impl Future<Output = Result<u64, String>> + Send;
     /// `Daemon1.Check`.
     fn check(
         &self,

@@ -20,7 +20,14 @@ use crate::{Domain, Env, RunError};
 /// What the domain task is asked to do.
 enum Request {
     Check(Sections, oneshot::Sender<Result<(), String>>),
-    Apply(u64, Sections, oneshot::Sender<Result<(), String>>),
+    Apply {
+        generation: u64,
+        sections: Sections,
+        /// Skip it when this generation is already applied (catching up
+        /// after a signal); decided in the task, after any apply in flight.
+        unless_applied: bool,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// `org.oxwrt.Daemon1`, served at [`DAEMON_PATH`].
@@ -66,8 +73,13 @@ impl Daemon1 {
         sections: HashMap<String, String>,
     ) -> Result<(), BusError> {
         authorize(conn, &header, IFACE, "Apply").await?;
-        self.ask(|tx| Request::Apply(generation, sections.into_iter().collect(), tx))
-            .await
+        self.ask(|reply| Request::Apply {
+            generation,
+            sections: sections.into_iter().collect(),
+            unless_applied: false,
+            reply,
+        })
+        .await
     }
 
     #[zbus(property)]
@@ -148,7 +160,12 @@ impl Joined {
         let (tx, rx) = oneshot::channel();
         let gone = || Converge::Apply("the domain task ended".into());
         self.requests
-            .send(Request::Apply(generation, sections, tx))
+            .send(Request::Apply {
+                generation,
+                sections,
+                unless_applied: true,
+                reply: tx,
+            })
             .await
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?.map_err(Converge::Apply)?;
@@ -207,7 +224,16 @@ async fn serve<D: Domain>(mut domain: D, mut rx: mpsc::Receiver<Request>, applie
             Request::Check(sections, reply) => {
                 let _ = reply.send(domain.check(&sections).await);
             }
-            Request::Apply(generation, sections, reply) => {
+            Request::Apply {
+                generation,
+                sections,
+                unless_applied,
+                reply,
+            } => {
+                if unless_applied && applied.load(Ordering::SeqCst) == generation {
+                    let _ = reply.send(Ok(()));
+                    continue;
+                }
                 let names: Vec<&String> = sections.keys().collect();
                 let result = domain.apply(&sections).await;
                 match &result {

@@ -1,6 +1,7 @@
 //! The lab guard: brings a topology up, hands out ways to run things in it,
 //! and tears it all down when dropped (also while unwinding from a panic).
 
+mod boot;
 mod bringup;
 mod check;
 
@@ -22,6 +23,7 @@ use crate::state::{self, State, StateError};
 use crate::support::{self, SupportError, Tools};
 use crate::wait::WaitError;
 
+pub use boot::Boot;
 pub use check::LabCheck;
 
 /// Errors of bringing up, using and tearing down a lab.

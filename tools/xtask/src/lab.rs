@@ -10,7 +10,7 @@ use oxwrt_lab::plan::{
     CLIENT_IF, DNS_NAME, HTTP_PORT, LAN_PREFIX, Plan, ROUTER_LAN_IF, ROUTER_WAN_IF, SWITCH_BRIDGE,
     SWITCH_UPLINK, WAN_POOL_END, WAN_POOL_START, WAN_PREFIX,
 };
-use oxwrt_lab::{Lab, LabConfig, LabError, LabInfo};
+use oxwrt_lab::{Boot, Lab, LabConfig, LabError, LabInfo};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -41,6 +41,9 @@ struct RunArgs {
     /// Lab name (default: a random one).
     #[arg(long)]
     name: Option<String>,
+    /// Bring up the topology only, without booting oxinit in the router.
+    #[arg(long)]
+    no_boot: bool,
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +57,9 @@ struct UpArgs {
     /// Number of LAN clients.
     #[arg(long, default_value_t = 1)]
     clients: usize,
+    /// Bring up the topology only, without booting oxinit in the router.
+    #[arg(long)]
+    no_boot: bool,
 }
 
 #[derive(Debug, Args)]
@@ -79,16 +85,24 @@ fn foreground(args: RunArgs) -> Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
 
+    let boot = (!args.no_boot).then(build_stack).transpose()?;
     eprintln!("bringing the lab up...");
-    let lab = Lab::up(LabConfig {
+    let mut lab = Lab::up(LabConfig {
         name: args.name,
         lan_clients: args.clients,
         config: args.config,
         ..LabConfig::default()
     })
     .map_err(explain)?;
+    if let Some(boot) = &boot {
+        let oxinit = lab.boot(boot)?;
+        lab.adopt(oxinit);
+    }
     print_topology(lab.info());
     print_checks(&lab);
+    if boot.is_some() {
+        print_stack(&lab);
+    }
     println!("\nPress Ctrl-C to tear the lab down.");
 
     let _ = stopped.recv();
@@ -100,16 +114,51 @@ fn foreground(args: RunArgs) -> Result<()> {
 }
 
 fn detached_up(args: UpArgs) -> Result<()> {
-    let lab = Lab::up(LabConfig {
+    let boot = (!args.no_boot).then(build_stack).transpose()?;
+    let mut lab = Lab::up(LabConfig {
         name: Some(args.name),
         lan_clients: args.clients,
         config: args.config,
         ..LabConfig::default()
     })
     .map_err(explain)?;
+    if let Some(boot) = &boot {
+        let oxinit = lab.boot(boot)?;
+        lab.adopt(oxinit);
+    }
     let info = lab.into_detached()?;
     println!("{}", serde_json::to_string(&info)?);
     Ok(())
+}
+
+/// Builds the binaries oxinit starts, into the target directory this
+/// xtask binary runs from.
+fn build_stack() -> Result<Boot> {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("building oxinit and configd...");
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--manifest-path", manifest])
+        .args(["-p", "oxinit", "-p", "configd"])
+        .status()
+        .context("cannot run cargo")?;
+    anyhow::ensure!(status.success(), "cargo build failed ({status})");
+    let exe = std::env::current_exe().context("cannot find the xtask binary")?;
+    let bin_dir = exe.parent().context("the xtask binary has no directory")?;
+    Ok(Boot::new(bin_dir))
+}
+
+fn print_stack(lab: &Lab) {
+    let bus = format!("unix:path={}", lab.router_run().join("bus.sock").display());
+    println!(
+        "\nThe router runs oxinit (logs in {}/logs):",
+        lab.dir().display()
+    );
+    println!("  busctl --address={bus} list");
+    println!(
+        "  busctl --address={bus} call org.oxwrt.Init /org/oxwrt/Init org.oxwrt.Init1 ListServices"
+    );
+    println!("  busctl --address={bus} introspect org.oxwrt.Config /org/oxwrt/Config");
 }
 
 fn detached_down(name: &str) -> Result<()> {

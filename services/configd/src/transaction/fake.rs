@@ -51,9 +51,6 @@ impl Participants for Fake {
     async fn online(&self, name: &'static str) -> bool {
         !self.offline.contains(&name)
     }
-    async fn applied(&self, _: &'static str) -> Result<u64, String> {
-        Ok(0)
-    }
     async fn check(&self, name: &'static str, g: u64, s: Sections) -> Result<(), String> {
         self.record("check", name, g, &s);
         match self.fail_check {

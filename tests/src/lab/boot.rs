@@ -1,0 +1,133 @@
+//! Booting the oxwrt stack in the router namespace: `oxinit --root` with
+//! the router's directory as its root.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{Lab, LabError};
+use crate::exec::ChildGuard;
+use crate::wait::wait_until;
+
+/// The example config pair shipped in the repository.
+const EXAMPLE_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/oxwrt.toml");
+const EXAMPLE_SECRETS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../config/oxwrt.secrets.toml.example"
+);
+
+/// How to boot the stack.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    /// Where `oxinit`, `configd` and the daemons are (a cargo target
+    /// directory such as `target/debug`).
+    pub bin_dir: PathBuf,
+    /// An `--extra-services` file's text (test daemons), if any.
+    pub extra_services: Option<String>,
+    /// How long the bus may take to appear.
+    pub timeout: Duration,
+}
+
+impl Boot {
+    /// Booting the binaries in `bin_dir`.
+    pub fn new(bin_dir: impl Into<PathBuf>) -> Boot {
+        Boot {
+            bin_dir: bin_dir.into(),
+            extra_services: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Lab {
+    /// The router's `$RUN` (`<root>/run/oxwrt`).
+    pub fn router_run(&self) -> PathBuf {
+        self.root().join("run/oxwrt")
+    }
+
+    /// Starts oxinit in the router namespace and returns once the bus
+    /// socket exists. The router gets the repository's example config pair
+    /// unless its `etc/oxwrt` already holds one; the secrets file is made
+    /// mode 0600 either way. The lab stops oxinit at teardown.
+    pub fn boot(&mut self, boot: &Boot) -> Result<ChildGuard, LabError> {
+        let oxinit = boot.bin_dir.join("oxinit");
+        for binary in ["oxinit", "configd"] {
+            if !boot.bin_dir.join(binary).exists() {
+                return Err(LabError::Check {
+                    what: format!("{binary} in {}", boot.bin_dir.display()),
+                    detail: "not built: run `cargo build --workspace`".into(),
+                });
+            }
+        }
+        let etc = self.root().join("etc/oxwrt");
+        install_default(&etc.join("oxwrt.toml"), Path::new(EXAMPLE_CONFIG))?;
+        let secrets = etc.join("oxwrt.secrets.toml");
+        install_default(&secrets, Path::new(EXAMPLE_SECRETS))?;
+        fs::set_permissions(&secrets, fs::Permissions::from_mode(0o600)).map_err(|source| {
+            LabError::WriteFile {
+                path: secrets.clone(),
+                source,
+            }
+        })?;
+        let mut argv = vec![
+            oxinit.display().to_string(),
+            "--root".into(),
+            self.root().display().to_string(),
+            "--bin-dir".into(),
+            boot.bin_dir.display().to_string(),
+        ];
+        if let Some(text) = &boot.extra_services {
+            let path = self.dir().join("services.toml");
+            fs::write(&path, text).map_err(|source| LabError::WriteFile {
+                path: path.clone(),
+                source,
+            })?;
+            argv.extend(["--extra-services".into(), path.display().to_string()]);
+        }
+        let router = self.namespaces().router.clone();
+        let mut child = self.spawn(&router, &argv)?;
+        let socket = self.router_run().join("bus.sock");
+        let log = child.log_path().to_owned();
+        let mut died = false;
+        wait_until(
+            "the router's bus socket",
+            Instant::now() + boot.timeout,
+            || {
+                died = !child.is_running();
+                died || socket.exists()
+            },
+        )
+        .map_err(|source| LabError::Ready {
+            source,
+            log: log.clone(),
+        })?;
+        if died {
+            return Err(LabError::Died {
+                process: "oxinit".into(),
+                what: "the bus".into(),
+                log,
+            });
+        }
+        Ok(child)
+    }
+}
+
+fn install_default(to: &Path, from: &Path) -> Result<(), LabError> {
+    if to.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = to.parent() {
+        fs::create_dir_all(dir).map_err(|source| LabError::WriteFile {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    fs::copy(from, to)
+        .map(drop)
+        .map_err(|source| LabError::CopyConfig {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            source,
+        })
+}
