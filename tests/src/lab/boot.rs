@@ -109,6 +109,8 @@ impl Lab {
                 log,
             });
         }
+        self.info.bus = Some(format!("unix:path={}", socket.display()));
+        self.save()?;
         Ok(child)
     }
 }

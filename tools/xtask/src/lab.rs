@@ -149,7 +149,9 @@ fn build_stack() -> Result<Boot> {
 }
 
 fn print_stack(lab: &Lab) {
-    let bus = format!("unix:path={}", lab.router_run().join("bus.sock").display());
+    let Some(bus) = &lab.info().bus else {
+        return;
+    };
     println!(
         "\nThe router runs oxinit (logs in {}/logs):",
         lab.dir().display()

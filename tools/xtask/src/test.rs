@@ -10,8 +10,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 /// Debian packages the tests run (real peers: dnsmasq, dhclient, udhcpc,
-/// dhcpcd, dig, nft, curl, busybox) and the lab itself needs (ip, ss,
-/// sysctl, python3's http.server).
+/// dhcpcd, dig, nft, curl, busybox; busctl and dbus-send on the bus), the
+/// lab itself needs (ip, ss, sysctl, python3's http.server, setpriv) and
+/// the stack runs (dbus-daemon, the bus broker).
 const PACKAGES: &[&str] = &[
     "iproute2",
     "procps",
@@ -24,6 +25,10 @@ const PACKAGES: &[&str] = &[
     "python3",
     "curl",
     "busybox",
+    "dbus-daemon",
+    "dbus-bin",
+    "systemd",
+    "util-linux",
 ];
 
 #[derive(Debug, Args)]
