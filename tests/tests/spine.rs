@@ -61,6 +61,15 @@ struct Stack {
 
 impl Stack {
     fn start(scope: &Scope, daemons: &[Testd<'_>]) -> Result<Stack, BoxError> {
+        Self::start_without(scope, daemons, &[])
+    }
+
+    /// The stack without the services named in `without`.
+    fn start_without(
+        scope: &Scope,
+        daemons: &[Testd<'_>],
+        without: &[&str],
+    ) -> Result<Stack, BoxError> {
         let oxinit = built("oxinit")?;
         let testd = PathBuf::from(env!("CARGO_BIN_EXE_oxwrt-testd"));
         let mut lab = scope.up(LabConfig::default())?;
@@ -92,6 +101,7 @@ impl Stack {
         let bin_dir = oxinit.parent().ok_or("no bin dir")?.to_path_buf();
         let guard = lab.boot(&Boot {
             extra_services: Some(services),
+            without: without.iter().map(|s| s.to_string()).collect(),
             ..Boot::new(bin_dir)
         })?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -291,9 +301,27 @@ fn busctl_sees_init_and_config_and_a_reload_reaches_only_the_changed_section() {
         )?;
         assert!(section.contains("redacted") && !section.contains("OEWmQd3cJJHZNAzBHU4ONaotyJY"));
 
+        // busctl monitor sees the transaction.
+        let monitor = Command::new("busctl")
+            .arg(format!("--address={}", stack.bus()))
+            .args(["monitor", "--no-pager"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut monitor = KillOnDrop(monitor);
+        wait_until("busctl monitor to attach", Instant::now() + WAIT, || {
+            busctl(&stack, &["list"]).is_ok_and(|l| l.contains("busctl"))
+        })?;
         stack.edit(ROUTE_METRIC, "metric = 200")?;
         let report = stack.reload(0)?;
         assert_eq!(report.generation, 2);
+        let _ = monitor.0.kill();
+        let mut seen = String::new();
+        if let Some(mut out) = monitor.0.stdout.take() {
+            std::io::Read::read_to_string(&mut out, &mut seen)?;
+        }
+        for member in ["Member=Reload", "Member=Apply", "Member=NewGeneration"] {
+            assert!(seen.contains(member), "{member} not monitored");
+        }
         assert_eq!(report.changed, ["routes"]);
         let after = stack.record("netd");
         let ops: Vec<(&str, &[String])> = after[1..]
@@ -612,6 +640,71 @@ fn a_stopped_daemon_is_skipped_and_converges_when_it_starts_again() {
         assert!(dnsd[1].2.contains("\"cache_size\\\":1"), "{}", dnsd[1].2);
         Ok(())
     });
+}
+
+#[test]
+fn a_daemon_left_out_of_the_stack_can_be_replaced_by_a_binary_run_by_hand() {
+    // What a developer does to try a new dnsd: boot without it, run their
+    // own build under its uid, and the rest works unchanged.
+    testing::run(LIMIT, |scope| {
+        let stack = Stack::start_without(
+            scope,
+            &[
+                Testd {
+                    service: "netd",
+                    args: &[],
+                },
+                Testd {
+                    service: "dnsd",
+                    args: &[],
+                },
+            ],
+            &["dnsd"],
+        )?;
+        assert!(stack.service("dnsd").is_err(), "dnsd was started");
+        let record = stack.shared.join("by-hand.jsonl");
+        let by_hand = Command::new("setpriv")
+            .args(["--reuid=7104", "--regid=7104", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_oxwrt-testd"))
+            .args(["--service", "dnsd", "--record"])
+            .arg(&record)
+            .env_clear()
+            .env(bus_schema::bus::BUS_ADDRESS_ENV, stack.bus())
+            .spawn()?;
+        let _by_hand = KillOnDrop(by_hand);
+        wait_until(
+            "the hand-run dnsd to own its name",
+            Instant::now() + WAIT,
+            || {
+                busctl(&stack, &["list"]).is_ok_and(|l| l.contains("org.oxwrt.Dns"))
+                    && fs::read_to_string(&record).is_ok_and(|r| r.lines().count() == 1)
+            },
+        )?;
+        stack.edit("cache_size = ", "cache_size = 1")?;
+        stack.edit(ROUTE_METRIC, "metric = 200")?;
+        let report = stack.reload(0)?;
+        assert_eq!(report.changed, ["routes", "dns"]);
+        let lines = fs::read_to_string(&record)?;
+        assert_eq!(lines.lines().count(), 3, "{lines}");
+        assert!(
+            lines.contains("\"op\":\"apply\",\"sections\":{\"dns\""),
+            "{lines}"
+        );
+        let netd = stack.record("netd");
+        assert_eq!(netd.len(), 3, "{netd:?}");
+        assert_eq!(netd[2].1, ["routes"]);
+        Ok(())
+    });
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

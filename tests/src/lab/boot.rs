@@ -25,6 +25,8 @@ pub struct Boot {
     pub bin_dir: PathBuf,
     /// An `--extra-services` file's text (test daemons), if any.
     pub extra_services: Option<String>,
+    /// Services oxinit must not start (`--without`).
+    pub without: Vec<String>,
     /// How long the bus may take to appear.
     pub timeout: Duration,
 }
@@ -35,6 +37,7 @@ impl Boot {
         Boot {
             bin_dir: bin_dir.into(),
             extra_services: None,
+            without: Vec::new(),
             timeout: Duration::from_secs(30),
         }
     }
@@ -84,6 +87,9 @@ impl Lab {
                 source,
             })?;
             argv.extend(["--extra-services".into(), path.display().to_string()]);
+        }
+        for name in &boot.without {
+            argv.extend(["--without".into(), name.clone()]);
         }
         let router = self.namespaces().router.clone();
         let mut child = self.spawn(&router, &argv)?;
