@@ -47,6 +47,13 @@ struct Testd<'a> {
     args: &'a [&'a str],
 }
 
+impl<'a> Testd<'a> {
+    /// One that does what it is told and records it.
+    fn plain(service: &'a str) -> Self {
+        Self { service, args: &[] }
+    }
+}
+
 /// oxinit running in a lab's router namespace.
 struct Stack {
     /// Torn down when the stack is dropped.
@@ -240,13 +247,7 @@ const ROUTE_METRIC: &str = "metric = 100";
 #[test]
 fn busctl_sees_init_and_config_and_a_reload_reaches_only_the_changed_section() {
     testing::run(LIMIT, |scope| {
-        let stack = Stack::start(
-            scope,
-            &[Testd {
-                service: "netd",
-                args: &[],
-            }],
-        )?;
+        let stack = Stack::start(scope, &[Testd::plain("netd")])?;
         let names = busctl(&stack, &["list"])?;
         for name in ["org.oxwrt.Init", "org.oxwrt.Config", "org.oxwrt.Net"] {
             assert!(names.contains(name), "{name} not in\n{names}");
@@ -352,10 +353,7 @@ fn a_failed_apply_reverts_the_generation_and_leaves_the_disk_alone() {
         let stack = Stack::start(
             scope,
             &[
-                Testd {
-                    service: "netd",
-                    args: &[],
-                },
+                Testd::plain("netd"),
                 Testd {
                     service: "fwd",
                     args: &["--fail-apply-if", "\"fail-me\""],
@@ -394,13 +392,7 @@ fn a_failed_apply_reverts_the_generation_and_leaves_the_disk_alone() {
 #[test]
 fn an_unconfirmed_generation_reverts_and_a_confirmed_one_stays() {
     testing::run(LIMIT, |scope| {
-        let stack = Stack::start(
-            scope,
-            &[Testd {
-                service: "netd",
-                args: &[],
-            }],
-        )?;
+        let stack = Stack::start(scope, &[Testd::plain("netd")])?;
         let config = stack.config()?;
         let mut signals = stack.rt.block_on(config.receive_new_generation())?;
         stack.edit(ROUTE_METRIC, "metric = 200")?;
@@ -520,14 +512,8 @@ fn oxinit_restarts_a_killed_daemon_fails_a_crash_loop_and_restarts_only_what_it_
         let stack = Stack::start(
             scope,
             &[
-                Testd {
-                    service: "netd",
-                    args: &[],
-                },
-                Testd {
-                    service: "dnsd",
-                    args: &[],
-                },
+                Testd::plain("netd"),
+                Testd::plain("dnsd"),
                 Testd {
                     service: "wifid",
                     args: &["--exit-with", "1"],
@@ -609,19 +595,7 @@ fn a_stopped_daemon_is_skipped_and_converges_when_it_starts_again() {
     // The stack runs with test binaries owning netd's and dnsd's names;
     // one of them going away does not stop the rest from working.
     testing::run(LIMIT, |scope| {
-        let stack = Stack::start(
-            scope,
-            &[
-                Testd {
-                    service: "netd",
-                    args: &[],
-                },
-                Testd {
-                    service: "dnsd",
-                    args: &[],
-                },
-            ],
-        )?;
+        let stack = Stack::start(scope, &[Testd::plain("netd"), Testd::plain("dnsd")])?;
         let init = stack.init()?;
         stack.rt.block_on(init.stop("dnsd"))?;
         stack.wait_service("dnsd", "dnsd stopped", |s| {
@@ -649,16 +623,7 @@ fn a_daemon_left_out_of_the_stack_can_be_replaced_by_a_binary_run_by_hand() {
     testing::run(LIMIT, |scope| {
         let stack = Stack::start_without(
             scope,
-            &[
-                Testd {
-                    service: "netd",
-                    args: &[],
-                },
-                Testd {
-                    service: "dnsd",
-                    args: &[],
-                },
-            ],
+            &[Testd::plain("netd"), Testd::plain("dnsd")],
             &["dnsd"],
         )?;
         assert!(stack.service("dnsd").is_err(), "dnsd was started");
@@ -785,13 +750,7 @@ fn the_broker_keeps_names_and_mutations_to_their_uids() {
 #[test]
 fn shutdown_stops_everything_and_leaves_no_process() {
     testing::run(LIMIT, |scope| {
-        let mut stack = Stack::start(
-            scope,
-            &[Testd {
-                service: "netd",
-                args: &[],
-            }],
-        )?;
+        let mut stack = Stack::start(scope, &[Testd::plain("netd")])?;
         let logs = stack.rt.block_on(stack.init()?.logs("netd", 50))?;
         assert!(logs.iter().any(|l| l.contains("ready")), "{logs:?}");
         let pids: Vec<ProcId> = stack
