@@ -285,13 +285,8 @@ impl Core {
                 p.generation
             )));
         }
-        let number = if request.dry_run {
-            self.running.number
-        } else {
-            self.store.next_generation().map_err(store_err)?
-        };
-        let new =
-            Generation::validate(number, pair, names, &self.key).map_err(BusError::Invalid)?;
+        let mut new = Generation::validate(self.running.number, pair, names, &self.key)
+            .map_err(BusError::Invalid)?;
         let plan = Plan::between(&self.running, &new);
         let mut report = ApplyReport {
             generation: self.running.number,
@@ -301,6 +296,19 @@ impl Core {
             confirm_deadline: 0,
             warnings: new.warnings.clone(),
         };
+        // Nothing to do (or only comments and layout changed): no new
+        // generation, so the ring keeps real changes only.
+        if plan.changed.is_empty() {
+            return Ok((report, None));
+        }
+        // A dry run checks as the next generation without using up a
+        // number; a real one takes it now, so a crash never reuses it.
+        let number = if request.dry_run {
+            self.running.number + 1
+        } else {
+            self.store.next_generation().map_err(store_err)?
+        };
+        new.number = number;
         let steps = transaction::online(&plan, participants).await;
         transaction::check(&steps, &new, participants, self.timeouts)
             .await

@@ -77,6 +77,21 @@ async fn first_boot_then_reload_then_restart() {
 }
 
 #[tokio::test]
+async fn a_reload_without_changes_makes_no_generation() {
+    let d = Dirs::new();
+    let mut core = d.core();
+    let mut same = pair("r1", 100);
+    same.public.push_str("# a comment\n");
+    d.edit(&same);
+    let fake = Fake::default();
+    let (report, announce) = core.reload(&fake, &request(0)).await.expect("reload");
+    assert!(announce.is_none() && report.changed.is_empty());
+    assert_eq!(report.generation, 1);
+    assert!(fake.calls().is_empty());
+    assert!(core.list_snapshots().expect("list").is_empty());
+}
+
+#[tokio::test]
 async fn a_dry_run_changes_nothing() {
     let d = Dirs::new();
     let mut core = d.core();
