@@ -15,7 +15,7 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
 use crate::core::{Announce, Core, Request};
-use crate::store::Pair;
+use crate::store::{Pair, Store};
 use crate::transaction::Participants;
 
 const IFACE: &str = "org.oxwrt.Config1";
@@ -37,8 +37,8 @@ impl Published {
             generation: g.number,
             hash: g.hash.clone(),
             confirm_deadline: core.confirm_deadline(),
-            redacted: g.sections(false),
-            exposed: g.sections(true),
+            redacted: g.redacted.clone(),
+            exposed: g.exposed.clone(),
         }
     }
 }
@@ -102,6 +102,7 @@ impl Participants for BusParticipants {
 pub struct Config1 {
     core: Arc<Mutex<Core>>,
     published: Arc<RwLock<Published>>,
+    store: Store,
 }
 
 impl Config1 {
@@ -109,6 +110,7 @@ impl Config1 {
     pub fn new(core: Core) -> Self {
         let published = Arc::new(RwLock::new(Published::of(&core)));
         Self {
+            store: core.store().clone(),
             core: Arc::new(Mutex::new(core)),
             published,
         }
@@ -336,8 +338,8 @@ impl Config1 {
     }
 
     async fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>, BusError> {
-        let core = self.lock()?;
-        core.list_snapshots()
+        let running = self.published.read().map_or(0, |p| p.generation);
+        crate::core::list_snapshots(&self.store, running)
             .map_err(|e| BusError::Failed(e.to_string()))
     }
 

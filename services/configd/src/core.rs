@@ -119,6 +119,7 @@ impl Core {
     }
 
     /// The generation awaiting confirmation.
+    #[cfg(test)]
     pub fn provisional(&self) -> Option<Provisional> {
         self.provisional
     }
@@ -159,8 +160,12 @@ impl Core {
         let result = self
             .apply_pair(participants, pair, (&names.0, &names.1), request)
             .await;
-        if from_candidate && !request.dry_run && result.is_ok() {
-            self.store.set_candidate(None).map_err(store_err)?;
+        // A candidate is tried once, whatever the outcome: one that failed
+        // must not shadow `$ETC` for every later reload.
+        if from_candidate && !request.dry_run {
+            if let Err(e) = self.store.set_candidate(None) {
+                tracing::error!("drop the pushed candidate: {e}");
+            }
         }
         result
     }
@@ -183,9 +188,13 @@ impl Core {
         let p = self
             .provisional
             .ok_or_else(|| BusError::NotFound("no generation awaits confirmation".into()))?;
+        // Committed first: from then on a restart comes up in it, and the
+        // timer (which checks `committed`) leaves it alone.
         self.commit(p.generation).map_err(store_err)?;
         self.provisional = None;
-        self.store.set_provisional(None).map_err(store_err)?;
+        if let Err(e) = self.store.set_provisional(None) {
+            tracing::warn!("clear the provisional record (ignored at the next start): {e}");
+        }
         tracing::info!(generation = p.generation, "confirmed");
         Ok(())
     }
@@ -200,6 +209,11 @@ impl Core {
         let Some(p) = self.provisional.filter(|p| p.generation == generation) else {
             return Ok(None);
         };
+        if self.store.committed().map_err(store_err)? == Some(p.generation) {
+            // Confirmed, even if clearing `provisional` failed afterwards.
+            self.provisional = None;
+            return Ok(None);
+        }
         let (pair, _) = self.store.snapshot(p.fallback).map_err(store_err)?;
         let fallback =
             Generation::from_snapshot(p.fallback, pair, &self.key).map_err(BusError::Failed)?;
@@ -210,10 +224,19 @@ impl Core {
             tracing::error!("revert to generation {}: {}", p.fallback, errors.join("; "));
         }
         self.store.set_provisional(None).map_err(store_err)?;
+        self.provisional = None;
         self.store
             .remove_snapshot(p.generation)
             .map_err(store_err)?;
-        self.provisional = None;
+        // `$ETC` must not keep the config that was just rejected (the next
+        // reload, or a boot reading the hostname, would take it up again):
+        // it is kept beside it as `*.rejected`.
+        if let Err(e) = self.store.reject_etc().and_then(|()| {
+            self.store.mark_etc_sync(p.fallback)?;
+            self.store.finish_etc_sync()
+        }) {
+            tracing::error!("put generation {} back into $ETC: {e}", p.fallback);
+        }
         self.running = fallback;
         tracing::warn!(
             "generation {} was not confirmed in time: reverted to generation {}",
@@ -253,22 +276,12 @@ impl Core {
 
     /// The snapshot ring without the running generation, newest first.
     pub fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>, StoreError> {
-        let mut out = Vec::new();
-        for g in self.store.generations()? {
-            if g == self.running.number {
-                continue;
-            }
-            let (_, meta) = self.store.snapshot(g)?;
-            out.push(SnapshotInfo {
-                index: out.len() as u32,
-                generation: g,
-                time: meta.time,
-                who: meta.who,
-                comment: meta.comment,
-                hash: meta.hash,
-            });
-        }
-        Ok(out)
+        list_snapshots(&self.store, self.running.number)
+    }
+
+    /// The store, for readers that must not wait for a transaction.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The transaction, for any source of a candidate pair.
@@ -324,21 +337,18 @@ impl Core {
             // that one that missed the revert converges too.
             return Err(BusError::ApplyFailed(failure.to_string()));
         }
-        let meta = meta(&new, &request.who, &request.comment);
-        self.store
-            .write_snapshot(&new.pair, &meta)
-            .map_err(store_err)?;
-        if request.confirm_secs > 0 {
-            let p = Provisional {
-                generation: number,
-                deadline: now() + u64::from(request.confirm_secs),
-                fallback: self.running.number,
+        if let Err(e) = self.persist(&new, request, &mut report) {
+            // Not committed: the daemons go back to the running generation.
+            let errors =
+                transaction::converge(&steps, &self.running, participants, self.timeouts).await;
+            let revert = if errors.is_empty() {
+                format!("reverted to generation {}", self.running.number)
+            } else {
+                format!("revert failed: {}", errors.join("; "))
             };
-            self.store.set_provisional(Some(&p)).map_err(store_err)?;
-            self.provisional = Some(p);
-            report.confirm_deadline = p.deadline;
-        } else {
-            self.commit(number).map_err(store_err)?;
+            return Err(BusError::ApplyFailed(format!(
+                "store generation {number}: {e}; {revert}"
+            )));
         }
         tracing::info!(generation = number, changed = ?plan.changed, "generation {number} is running");
         self.running = new;
@@ -347,13 +357,47 @@ impl Core {
         Ok((report, Some(self.announce(&plan))))
     }
 
-    /// Makes `generation` (already in the ring) the committed one and
-    /// copies it to `$ETC`.
+    /// Records an applied generation: its snapshot, then either the
+    /// provisional record or the commit. An error means it is not
+    /// committed.
+    fn persist(
+        &mut self,
+        new: &Generation,
+        request: &Request,
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        self.store
+            .write_snapshot(&new.pair, &meta(new, &request.who, &request.comment))?;
+        if request.confirm_secs == 0 {
+            return self.commit(new.number);
+        }
+        let p = Provisional {
+            generation: new.number,
+            deadline: now() + u64::from(request.confirm_secs),
+            fallback: self.running.number,
+        };
+        self.store.set_provisional(Some(&p))?;
+        self.provisional = Some(p);
+        report.confirm_deadline = p.deadline;
+        Ok(())
+    }
+
+    /// Makes `generation` (already in the ring) the committed one. The
+    /// `$ETC` copy is announced first, so that a crash right after the
+    /// commit still ends with `$ETC` holding it; failures after the commit
+    /// point are logged, never returned: the generation is committed.
     fn commit(&self, generation: u64) -> Result<(), StoreError> {
+        self.store.mark_etc_sync(generation)?;
         self.store.set_committed(generation)?;
-        let (pair, _) = self.store.snapshot(generation)?;
-        self.store.sync_etc(generation, &pair)?;
-        self.store.prune(RING + 1, &[generation])
+        if let Err(e) = self.store.finish_etc_sync() {
+            tracing::error!(
+                "copy generation {generation} to $ETC (retried at the next start): {e}"
+            );
+        }
+        if let Err(e) = self.store.prune(RING + 1, &[generation]) {
+            tracing::warn!("prune the snapshot ring: {e}");
+        }
+        Ok(())
     }
 
     fn announce(&self, plan: &Plan) -> Announce {
@@ -415,3 +459,26 @@ fn read_etc(store: &Store) -> Result<Pair, String> {
 
 #[cfg(test)]
 mod tests;
+
+/// The snapshot ring without generation `running`, newest first.
+pub fn list_snapshots(store: &Store, running: u64) -> Result<Vec<SnapshotInfo>, StoreError> {
+    let mut out = Vec::new();
+    for g in store.generations()? {
+        if g == running {
+            continue;
+        }
+        // Pruned by a transaction meanwhile (this runs without its lock).
+        let Ok((_, meta)) = store.snapshot(g) else {
+            continue;
+        };
+        out.push(SnapshotInfo {
+            index: out.len() as u32,
+            generation: g,
+            time: meta.time,
+            who: meta.who,
+            comment: meta.comment,
+            hash: meta.hash,
+        });
+    }
+    Ok(out)
+}

@@ -20,6 +20,10 @@ pub struct Generation {
     pub hash: String,
     /// Validation warnings, one per line.
     pub warnings: String,
+    /// The sections as JSON, secrets redacted.
+    pub redacted: Sections,
+    /// The sections as JSON, secrets resolved (only for entitled daemons).
+    pub exposed: Sections,
 }
 
 impl Generation {
@@ -40,6 +44,8 @@ impl Generation {
             number,
             hash: hash(hash_key, &pair),
             warnings: loaded.warnings.to_string(),
+            redacted: sections(&loaded.config, false),
+            exposed: sections(&loaded.config, true),
             config: loaded.config,
             pair,
         })
@@ -53,11 +59,6 @@ impl Generation {
             (CONFIG_FILE_NAME, SECRETS_FILE_NAME),
             hash_key,
         )
-    }
-
-    /// The sections, secrets redacted unless `expose`.
-    pub fn sections(&self, expose: bool) -> Sections {
-        sections(&self.config, expose)
     }
 }
 

@@ -39,9 +39,8 @@ async fn main() -> ExitCode {
         }
     };
     let generation = core.running().number;
-    let provisional = core.provisional();
     let config = bus::Config1::new(core);
-    match serve(&env, config, generation, provisional.is_some()).await {
+    match serve(&env, config, generation).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -50,26 +49,30 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(
-    env: &Env,
-    config: bus::Config1,
-    generation: u64,
-    _provisional: bool,
-) -> anyhow::Result<()> {
+async fn serve(env: &Env, config: bus::Config1, generation: u64) -> anyhow::Result<()> {
     use anyhow::Context;
+    use futures_util::StreamExt;
     let conn = zbus::connection::Builder::address(env.bus.as_str())
         .serve_at(CONFIG_PATH, config.clone())
         .name("org.oxwrt.Config")
         .build()
         .await
         .with_context(|| format!("connect to the bus at {}", env.bus))?;
-    config.converge(&conn).await;
     notify_ready().context("signal readiness")?;
     tracing::info!(generation, "ready");
+    // After readiness, so that a daemon slow to apply cannot keep configd
+    // from starting; transactions wait for the lock this holds.
+    let (c, connection) = (config.clone(), conn.clone());
+    tokio::spawn(async move { c.converge(&connection).await });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Every message ends when the connection does: the broker is gone.
+    let mut messages = zbus::MessageStream::from(&conn);
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: exiting"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: exiting"),
+        () = async { while messages.next().await.is_some() {} } => {
+            anyhow::bail!("lost the bus connection");
+        }
     }
     Ok(())
 }

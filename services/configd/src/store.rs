@@ -130,22 +130,13 @@ impl Store {
     /// Reads one generation's pair and meta.
     pub fn snapshot(&self, generation: u64) -> Result<(Pair, Meta), StoreError> {
         let dir = self.snapshot_dir(generation);
-        let read = |name: &str| {
-            let path = dir.join(name);
-            fs::read_to_string(&path).map_err(io("read", &path))
-        };
         let meta_path = dir.join("meta.json");
-        let meta = serde_json::from_str(&read("meta.json")?).map_err(|e| StoreError::Corrupt {
+        let text = fs::read_to_string(&meta_path).map_err(io("read", &meta_path))?;
+        let meta = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
             path: meta_path,
             reason: e.to_string(),
         })?;
-        Ok((
-            Pair {
-                public: read(CONFIG_FILE_NAME)?,
-                secrets: read(SECRETS_FILE_NAME)?,
-            },
-            meta,
-        ))
+        Ok((read_pair(&dir)?, meta))
     }
 
     /// Every snapshot's generation number, newest first.
@@ -234,26 +225,45 @@ impl Store {
         }
     }
 
-    /// Copies generation `generation`'s pair to `$ETC`. The intent is
-    /// recorded first, so [`Store::finish_etc_sync`] completes a copy a
-    /// crash interrupted.
-    pub fn sync_etc(&self, generation: u64, pair: &Pair) -> Result<(), StoreError> {
-        self.write_state("etc-sync", generation.to_string().as_bytes())?;
-        let (public, secrets) = self.etc_paths();
-        fs::create_dir_all(&self.etc).map_err(io("create", &self.etc))?;
-        write_file(&secrets, pair.secrets.as_bytes(), 0o600)?;
-        write_file(&public, pair.public.as_bytes(), 0o644)?;
-        sync_dir(&self.etc)?;
+    /// Records that `$ETC` must hold generation `generation`; written
+    /// before that generation is committed, completed by
+    /// [`Store::finish_etc_sync`].
+    pub fn mark_etc_sync(&self, generation: u64) -> Result<(), StoreError> {
+        self.write_state("etc-sync", generation.to_string().as_bytes())
+    }
+
+    /// Copies the marked generation's pair to `$ETC`, if it is the
+    /// committed one; a mark for a generation that never got committed (a
+    /// crash in between) is dropped.
+    pub fn finish_etc_sync(&self) -> Result<(), StoreError> {
+        let Some(generation) = self.read_number("etc-sync")? else {
+            return Ok(());
+        };
+        if self.committed()? == Some(generation) {
+            let (pair, _) = self.snapshot(generation)?;
+            let (public, secrets) = self.etc_paths();
+            fs::create_dir_all(&self.etc).map_err(io("create", &self.etc))?;
+            write_file(&secrets, pair.secrets.as_bytes(), 0o600)?;
+            write_file(&public, pair.public.as_bytes(), 0o644)?;
+            sync_dir(&self.etc)?;
+        }
         self.remove_state("etc-sync")
     }
 
-    /// Completes an interrupted [`Store::sync_etc`].
-    pub fn finish_etc_sync(&self) -> Result<(), StoreError> {
-        if let Some(generation) = self.read_number("etc-sync")? {
-            let (pair, _) = self.snapshot(generation)?;
-            self.sync_etc(generation, &pair)?;
+    /// Keeps `$ETC`'s pair as `oxwrt.toml.rejected` and
+    /// `oxwrt.secrets.toml.rejected` (0600), before a revert replaces it.
+    pub fn reject_etc(&self) -> Result<(), StoreError> {
+        let (public, secrets) = self.etc_paths();
+        for (path, mode) in [(public, 0o644), (secrets, 0o600)] {
+            let Ok(bytes) = fs::read(&path) else { continue };
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+            write_file(
+                &path.with_file_name(format!("{name}.rejected")),
+                &bytes,
+                mode,
+            )?;
         }
-        Ok(())
+        sync_dir(&self.etc)
     }
 
     /// The pushed candidate, if any.
@@ -262,31 +272,20 @@ impl Store {
         if !dir.exists() {
             return Ok(None);
         }
-        let read = |name: &str| {
-            let path = dir.join(name);
-            fs::read_to_string(&path).map_err(io("read", &path))
-        };
-        Ok(Some(Pair {
-            public: read(CONFIG_FILE_NAME)?,
-            secrets: read(SECRETS_FILE_NAME)?,
-        }))
+        read_pair(&dir).map(Some)
     }
 
     /// Stores (or with `None`, drops) the pushed candidate.
     pub fn set_candidate(&self, pair: Option<&Pair>) -> Result<(), StoreError> {
         let dir = self.dir.join("candidate");
-        let tmp = self.dir.join(".tmp-candidate");
-        let _ = fs::remove_dir_all(&tmp);
-        if let Some(pair) = pair {
-            fs::create_dir(&tmp).map_err(io("create", &tmp))?;
-            write_file(&tmp.join(CONFIG_FILE_NAME), pair.public.as_bytes(), 0o600)?;
-            write_file(&tmp.join(SECRETS_FILE_NAME), pair.secrets.as_bytes(), 0o600)?;
-            let _ = fs::remove_dir_all(&dir);
-            fs::rename(&tmp, &dir).map_err(io("rename", &tmp))?;
-        } else if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
+        match pair {
+            Some(pair) => write_pair_dir(&dir, pair, None),
+            None if dir.exists() => {
+                fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
+                sync_dir(&self.dir)
+            }
+            None => Ok(()),
         }
-        sync_dir(&self.dir)
     }
 
     /// The key of the generation hash, made at first use.
@@ -349,6 +348,37 @@ impl Store {
             _ => sync_dir(&self.dir),
         }
     }
+}
+
+/// Reads the pair in `dir`.
+fn read_pair(dir: &Path) -> Result<Pair, StoreError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        fs::read_to_string(&path).map_err(io("read", &path))
+    };
+    Ok(Pair {
+        public: read(CONFIG_FILE_NAME)?,
+        secrets: read(SECRETS_FILE_NAME)?,
+    })
+}
+
+/// Replaces directory `dir` with one holding `pair` (and `meta.json`),
+/// whole or not at all: written under a temporary name, fsynced, renamed.
+fn write_pair_dir(dir: &Path, pair: &Pair, meta: Option<&[u8]>) -> Result<(), StoreError> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("dir");
+    let tmp = parent.join(format!(".tmp-{name}"));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir(&tmp).map_err(io("create", &tmp))?;
+    write_file(&tmp.join(CONFIG_FILE_NAME), pair.public.as_bytes(), 0o600)?;
+    write_file(&tmp.join(SECRETS_FILE_NAME), pair.secrets.as_bytes(), 0o600)?;
+    if let Some(meta) = meta {
+        write_file(&tmp.join("meta.json"), meta, 0o600)?;
+    }
+    sync_dir(&tmp)?;
+    let _ = fs::remove_dir_all(dir);
+    fs::rename(&tmp, dir).map_err(io("rename", &tmp))?;
+    sync_dir(parent)
 }
 
 /// Replaces `path` atomically: write a temporary file beside it, fsync,
@@ -432,8 +462,14 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&tmp.path().join("etc"), &tmp.path().join("state")).expect("open");
         store.write_snapshot(&pair(2), &meta(2)).expect("write");
-        // A crash after the intent, before the copy.
-        store.write_state("etc-sync", b"2").expect("intent");
+        store.write_snapshot(&pair(3), &meta(3)).expect("write");
+        // A crash after the mark, before the commit: dropped.
+        store.mark_etc_sync(3).expect("mark");
+        store.set_committed(2).expect("commit");
+        store.finish_etc_sync().expect("finish");
+        assert!(!store.etc_paths().0.exists(), "3 was never committed");
+        // A crash after the commit, before the copy: completed.
+        store.mark_etc_sync(2).expect("mark");
         store.finish_etc_sync().expect("finish");
         let (public, secrets) = store.etc_paths();
         assert_eq!(fs::read_to_string(public).expect("read"), pair(2).public);

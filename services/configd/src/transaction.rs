@@ -73,7 +73,7 @@ impl Plan {
     /// Compares two generations section by section (secrets included, so a
     /// changed passphrase is a change).
     pub fn between(old: &Generation, new: &Generation) -> Self {
-        let (a, b) = (old.sections(true), new.sections(true));
+        let (a, b) = (&old.exposed, &new.exposed);
         let changed: Vec<&'static str> = SECTIONS
             .iter()
             .copied()
@@ -110,7 +110,7 @@ impl Plan {
 /// What a daemon receives: its sections, secrets resolved only where it
 /// is entitled to them.
 pub fn payload(generation: &Generation, step: &Step) -> Sections {
-    let (redacted, exposed) = (generation.sections(false), generation.sections(true));
+    let (redacted, exposed) = (&generation.redacted, &generation.exposed);
     step.sections
         .iter()
         .map(|s| {
@@ -222,7 +222,8 @@ pub async fn apply<P: Participants>(
         )
         .await;
         if let Err(error) = result {
-            let revert_errors = converge(&steps[..=i], old, participants, timeouts).await;
+            let touched: Vec<Step> = steps[..=i].iter().rev().cloned().collect();
+            let revert_errors = converge(&touched, old, participants, timeouts).await;
             return Err(Failure {
                 stage: "apply",
                 service: step.principal.service,
@@ -235,7 +236,7 @@ pub async fn apply<P: Participants>(
     Ok(())
 }
 
-/// Gives every daemon in `steps` its sections of `generation`, in reverse
+/// Gives every daemon in `steps` its sections of `generation`, in that
 /// order; returns the failures.
 pub async fn converge<P: Participants>(
     steps: &[Step],
@@ -244,7 +245,7 @@ pub async fn converge<P: Participants>(
     timeouts: Timeouts,
 ) -> Vec<String> {
     let mut errors = Vec::new();
-    for step in steps.iter().rev() {
+    for step in steps {
         let sections = payload(generation, step);
         let result = bounded(
             timeouts.apply,

@@ -188,6 +188,11 @@ async fn unconfirmed_generation_reverts_on_expiry_and_on_restart() {
     assert_eq!(announce.generation, 1);
     assert_eq!(hostname(&core), "r1");
     assert!(core.provisional().is_none());
+    // $ETC is back on generation 1; the rejected edit is kept beside it.
+    let etc = fs::read_to_string(d.etc.join("oxwrt.toml")).expect("read");
+    assert!(etc.contains("\"r1\""), "{etc}");
+    let rejected = fs::read_to_string(d.etc.join("oxwrt.toml.rejected")).expect("read");
+    assert!(rejected.contains("\"r3\""), "{rejected}");
     assert!(fake.calls().last().expect("calls").ends_with(" 1 system"));
 }
 
@@ -263,6 +268,13 @@ async fn a_pushed_candidate_is_what_reload_applies() {
         secrets: String::new(),
     };
     assert!(matches!(core.push(bad), Err(BusError::Invalid(_))));
+    // A candidate whose apply fails is dropped too: $ETC counts again.
+    core.push(pair("doomed", 999)).expect("push");
+    let failing = Fake {
+        fail_apply: Some(("org.oxwrt.Dns", 2)),
+        ..Fake::default()
+    };
+    assert!(core.reload(&failing, &request(0)).await.is_err());
     core.push(pair("pushed", 100)).expect("push");
     core.reload(&Fake::default(), &request(0))
         .await
