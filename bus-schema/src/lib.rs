@@ -4,3 +4,16 @@
 
 pub mod bus;
 pub mod config;
+
+/// Exit statuses of oxwrt processes (sysexits), which oxinit reads to
+/// decide whether to respawn.
+pub mod exit {
+    /// Internal error: respawned with backoff.
+    pub const SOFTWARE: u8 = 70;
+    /// Missing permission.
+    pub const NO_PERM: u8 = 77;
+    /// Bad config: marked failed at once, never respawned in a loop.
+    pub const CONFIG: u8 = 78;
+    /// A service it needs is unavailable (oxinit: the broker never came up).
+    pub const UNAVAILABLE: u8 = 69;
+}

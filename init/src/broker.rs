@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 
-use bus_schema::bus::policy::{self, MUTATIONS, PRINCIPALS};
+use bus_schema::bus::policy::{self, PRINCIPALS, RESTRICTED};
 
 use crate::{
     paths::Paths,
@@ -80,7 +80,7 @@ pub fn render(paths: &Paths) -> String {
         );
     }
     x.push_str("    <!-- Mutating members only for their callers (below). -->\n");
-    for m in MUTATIONS {
+    for m in RESTRICTED {
         for member in m.members {
             let _ = writeln!(
                 x,
@@ -110,7 +110,7 @@ pub fn render(paths: &Paths) -> String {
         for p in PRINCIPALS.iter().filter(|p| p.uid == uid) {
             let _ = writeln!(x, "    <allow own=\"{}\"/>", p.name);
         }
-        for m in MUTATIONS.iter().filter(|m| m.callers.contains(&uid)) {
+        for m in RESTRICTED.iter().filter(|m| m.callers.contains(&uid)) {
             for member in m.members {
                 let _ = writeln!(
                     x,

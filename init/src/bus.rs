@@ -95,7 +95,14 @@ impl InitServer {
     }
 
     /// The last `lines` lines a service wrote (0: all that are kept).
-    async fn logs(&self, name: String, lines: u32) -> Result<Vec<String>, BusError> {
+    async fn logs(
+        &self,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] header: Header<'_>,
+        name: String,
+        lines: u32,
+    ) -> Result<Vec<String>, BusError> {
+        authorize(conn, &header, INTERFACE, "Logs").await?;
         let ring = self
             .rings
             .get(&name)

@@ -38,6 +38,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use futures_util::StreamExt;
 use nix::sys::signal::Signal;
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -52,8 +53,9 @@ use crate::{
     spec::Phase,
 };
 
-/// sysexits: bad config.
-const EX_CONFIG: u8 = 78;
+use bus_schema::exit::{
+    CONFIG as EX_CONFIG, SOFTWARE as EX_SOFTWARE, UNAVAILABLE as EX_UNAVAILABLE,
+};
 
 /// oxwrt's init and supervisor.
 #[derive(Debug, Parser)]
@@ -87,16 +89,26 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("oxinit: tokio runtime: {e}");
-            return ExitCode::from(70);
+            return ExitCode::from(EX_SOFTWARE);
         }
     };
-    match rt.block_on(run(args)) {
-        Ok(code) => ExitCode::from(code),
+    let code = match rt.block_on(run(args)) {
+        Ok(code) => code,
         Err(e) => {
             error!("{e:#}");
-            ExitCode::from(70)
+            EX_SOFTWARE
+        }
+    };
+    if std::process::id() == 1 {
+        // Returning from PID 1 panics the kernel: whatever went wrong,
+        // reboot; if even that fails, stay.
+        let e = pid1::finish(pid1::Final::from_signal(Signal::SIGTERM));
+        error!("reboot: {e}");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
         }
     }
+    ExitCode::from(code)
 }
 
 fn init_logging(paths: &Paths) {
@@ -222,12 +234,21 @@ async fn run(args: Args) -> anyhow::Result<u8> {
     tokio::select! {
         r = boot => match r {
             Ok(conn) => {
+                // Every message ends when the connection does: the broker
+                // is gone, and with it every way to manage the system.
+                let mut messages = zbus::MessageStream::from(&conn);
                 _conn = Some(conn);
-                how = (&mut stop_signal).await;
+                tokio::select! {
+                    sig = &mut stop_signal => how = sig,
+                    () = async { while messages.next().await.is_some() {} } => {
+                        error!("lost the bus: shutting down");
+                        code = EX_SOFTWARE;
+                    }
+                }
             }
             Err(e) => {
                 error!("{e:#}");
-                code = 1;
+                code = EX_UNAVAILABLE;
             }
         },
         sig = &mut stop_signal => how = sig,

@@ -7,7 +7,7 @@ use std::{collections::VecDeque, time::Duration, time::Instant};
 use crate::spec::Respawn;
 
 /// Exit status that means "bad config": never respawned.
-pub const EX_CONFIG: i32 = 78;
+pub const EX_CONFIG: i32 = bus_schema::exit::CONFIG as i32;
 
 /// A service's state as the bus shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -419,7 +419,26 @@ fn an_unconfirmed_generation_reverts_and_a_confirmed_one_stays() {
         assert_eq!(last.0, "apply");
         assert!(last.2.contains(":100"), "{}", last.2);
 
+        // Unconfirmed when configd dies: the restarted configd comes up in
+        // the confirmed generation and puts the daemons back on it.
+        stack.edit("metric = 100", "metric = 700")?;
+        let report = stack.reload(60)?;
+        assert_eq!(stack.generation()?, report.generation);
+        let pid = stack.service("configd")?.pid;
+        kill9(pid)?;
+        stack.wait_service("configd", "configd back", |s| {
+            s.pid != pid && s.state == "running"
+        })?;
+        assert_eq!(stack.generation()?, 1);
+        wait_until("netd back on generation 1", Instant::now() + WAIT, || {
+            stack
+                .record("netd")
+                .last()
+                .is_some_and(|r| r.0 == "apply" && r.2.contains(":100"))
+        })?;
+
         // Confirmed in time: kept, and it survives configd's restart.
+        stack.edit("metric = 100", "metric = 800")?;
         let report = stack.reload(60)?;
         stack.rt.block_on(config.confirm())?;
         assert_eq!(stack.committed()?, report.generation);
@@ -767,6 +786,91 @@ fn shutdown_stops_everything_and_leaves_no_process() {
             .map(|p| p.pid)
             .collect();
         assert!(alive.is_empty(), "left behind: {alive:?}");
+        Ok(())
+    });
+}
+
+#[test]
+fn configd_checks_the_caller_itself_when_the_broker_lets_a_call_through() {
+    // Defence in depth: a broker that allows everything, and still another
+    // uid cannot reload, because configd asks the broker who is calling.
+    // (nobody, 65534: dbus-daemon refuses uids without a passwd entry.)
+    testing::run(LIMIT, |_| {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(Box::new(testing::Skip {
+                reason: "needs root (to call as another uid)".into(),
+            }));
+        }
+        let dir = tempfile::tempdir()?;
+        // The caller of another uid must reach the socket.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))?;
+        let socket = dir.path().join("bus.sock");
+        let conf = dir.path().join("bus.conf");
+        fs::write(
+            &conf,
+            format!(
+                "<busconfig><listen>unix:path={}</listen><auth>EXTERNAL</auth>\
+                 <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>\
+                 <allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy></busconfig>",
+                socket.display()
+            ),
+        )?;
+        let _broker = KillOnDrop(
+            Command::new("dbus-daemon")
+                .arg(format!("--config-file={}", conf.display()))
+                .args(["--nofork", "--nopidfile", "--nosyslog"])
+                .stdout(std::process::Stdio::null())
+                .spawn()?,
+        );
+        wait_until("the broker", Instant::now() + WAIT, || socket.exists())?;
+        let (etc, state) = (dir.path().join("etc"), dir.path().join("state"));
+        fs::create_dir_all(&etc)?;
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/");
+        fs::copy(format!("{config}oxwrt.toml"), etc.join("oxwrt.toml"))?;
+        let secrets = etc.join("oxwrt.secrets.toml");
+        fs::copy(format!("{config}oxwrt.secrets.toml.example"), &secrets)?;
+        fs::set_permissions(&secrets, fs::Permissions::from_mode(0o600))?;
+        let bus = format!("unix:path={}", socket.display());
+        let _configd = KillOnDrop(
+            Command::new(built("configd")?)
+                .env(bus_schema::bus::BUS_ADDRESS_ENV, &bus)
+                .env("OXWRT_ETC", &etc)
+                .env("OXWRT_STATE", &state)
+                .stderr(std::process::Stdio::null())
+                .spawn()?,
+        );
+        let reload = |uid: u32| -> Result<(bool, String), BoxError> {
+            let out = Command::new("setpriv")
+                .args([format!("--reuid={uid}"), format!("--regid={uid}")])
+                .args(["--clear-groups", "dbus-send", &format!("--bus={bus}")])
+                .args([
+                    "--print-reply",
+                    "--dest=org.oxwrt.Config",
+                    "/org/oxwrt/Config",
+                ])
+                .args([
+                    "org.oxwrt.Config1.Reload",
+                    "boolean:true",
+                    "uint32:0",
+                    "string:x",
+                ])
+                .output()?;
+            Ok((
+                out.status.success(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ))
+        };
+        let (ok, _) = wait_for("configd on the bus", Instant::now() + WAIT, || {
+            reload(0).ok().filter(|(ok, _)| *ok)
+        })?;
+        assert!(ok);
+        let (ok, err) = reload(65534)?;
+        assert!(!ok, "uid 65534 reloaded");
+        assert!(
+            err.contains("org.oxwrt.Error.AccessDenied")
+                && err.contains("uid 65534 may not call org.oxwrt.Config1.Reload"),
+            "{err}"
+        );
         Ok(())
     });
 }

@@ -88,26 +88,15 @@ pub const PRINCIPALS: &[Principal] = &[
     },
 ];
 
-/// The principal that owns a well-known name.
-pub fn by_name(name: &str) -> Option<&'static Principal> {
-    PRINCIPALS.iter().find(|p| p.name == name)
-}
-
 /// The principal of a service.
 pub fn by_service(service: &str) -> Option<&'static Principal> {
     PRINCIPALS.iter().find(|p| p.service == service)
 }
 
-/// The principals that consume a section.
-pub fn consumers(section: &str) -> impl Iterator<Item = &'static Principal> + '_ {
-    PRINCIPALS
-        .iter()
-        .filter(move |p| p.sections.contains(&section))
-}
-
-/// A method that changes state, and the uids that may call it.
+/// Methods closed to most uids: those that change state, and those that
+/// read what only operators may see (other services' output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mutation {
+pub struct Restricted {
     /// Interface.
     pub interface: &'static str,
     /// Member names.
@@ -116,25 +105,26 @@ pub struct Mutation {
     pub callers: &'static [u32],
 }
 
-/// Every mutating method. Everything else on an oxwrt interface reads and
-/// may be called by any uid allowed on the bus.
-pub const MUTATIONS: &[Mutation] = &[
-    Mutation {
+/// Every restricted method. Everything else on an oxwrt interface reads
+/// and may be called by any uid allowed on the bus.
+pub const RESTRICTED: &[Restricted] = &[
+    Restricted {
         interface: "org.oxwrt.Init1",
-        members: &["Restart", "Stop", "Start"],
+        // Logs: a service's output can say more than its bus interface.
+        members: &["Restart", "Stop", "Start", "Logs"],
         callers: &[ROOT_UID, CTLD_UID],
     },
-    Mutation {
+    Restricted {
         interface: "org.oxwrt.Config1",
         members: &["Reload", "Push", "Confirm", "Rollback"],
         callers: &[ROOT_UID, CTLD_UID],
     },
-    Mutation {
+    Restricted {
         interface: "org.oxwrt.Daemon1",
         members: &["Check", "Apply"],
         callers: &[ROOT_UID],
     },
-    Mutation {
+    Restricted {
         // Setting a property is a mutation too; no oxwrt property is
         // writable, so nobody but root gets this far.
         interface: "org.freedesktop.DBus.Properties",
@@ -143,10 +133,10 @@ pub const MUTATIONS: &[Mutation] = &[
     },
 ];
 
-/// May `uid` call `member` of `interface`? Reading members are open to
-/// every uid on the bus.
+/// May `uid` call `member` of `interface`? Members not in [`RESTRICTED`]
+/// are open to every uid on the bus.
 pub fn may_call(uid: u32, interface: &str, member: &str) -> bool {
-    MUTATIONS
+    RESTRICTED
         .iter()
         .find(|m| m.interface == interface && m.members.contains(&member))
         .is_none_or(|m| m.callers.contains(&uid))
@@ -171,6 +161,7 @@ mod tests {
         assert!(!may_call(7101, "org.oxwrt.Config1", "Reload"));
         assert!(!may_call(CTLD_UID, "org.oxwrt.Daemon1", "Apply"));
         assert!(may_call(7101, "org.oxwrt.Config1", "GetSection"));
+        assert!(!may_call(7101, "org.oxwrt.Init1", "Logs"));
     }
 
     #[test]

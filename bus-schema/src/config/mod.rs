@@ -21,7 +21,7 @@ use std::path::{Path as FsPath, PathBuf};
 
 pub use diag::{Diagnostic, Diagnostics, Path, Severity, SourceFile};
 pub use reference::reference_markdown;
-pub use secret::{REDACTED, Secret, SecretField, with_secrets_exposed};
+pub use secret::{REDACTED, Secret, SecretField};
 pub use sections::{SECTIONS, Sections, sections};
 pub use validate::BUILTIN_SERVICES;
 

@@ -57,7 +57,7 @@ thread_local! {
 /// Runs `f` with [`Secret`] serializing its value instead of `<redacted>`,
 /// on this thread only: for configd handing a section to the daemon that is
 /// entitled to its secrets. Everywhere else secrets stay redacted.
-pub fn with_secrets_exposed<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_secrets_exposed<R>(f: impl FnOnce() -> R) -> R {
     struct Reset(bool);
     impl Drop for Reset {
         fn drop(&mut self) {

@@ -77,19 +77,23 @@ impl Core {
     /// completed. On first boot, `$ETC`'s pair becomes generation 1.
     pub fn start(store: Store, timeouts: Timeouts) -> Result<Self, StartError> {
         let key = store.hash_key()?;
-        store.finish_etc_sync()?;
         let committed = match store.committed()? {
             Some(c) => c,
             None => first_boot(&store, &key)?,
         };
-        if let Some(p) = store.provisional()? {
+        if let Some(p) = store.provisional()?.filter(|p| p.generation != committed) {
             tracing::warn!(
                 "generation {} was never confirmed: coming up in generation {}",
                 p.generation,
                 p.fallback
             );
-            store.set_provisional(None)?;
+            // As when the timer fires: `$ETC` goes back to the confirmed
+            // pair, the unconfirmed one is kept beside it.
+            store.reject_etc()?;
+            store.mark_etc_sync(committed)?;
         }
+        store.set_provisional(None)?;
+        store.finish_etc_sync()?;
         // Snapshots newer than the committed one were never confirmed.
         for g in store.generations()? {
             if g > committed {

@@ -23,9 +23,12 @@ enum Request {
     Apply {
         generation: u64,
         sections: Sections,
-        /// Skip it when this generation is already applied (catching up
-        /// after a signal); decided in the task, after any apply in flight.
-        unless_applied: bool,
+        /// For a catch-up: the generation that was applied when the fetch
+        /// began. The apply is skipped unless that is still the applied one
+        /// (configd may have applied a newer one meanwhile) and differs
+        /// from `generation`; decided in the task, after any apply in
+        /// flight.
+        catch_up_from: Option<u64>,
         reply: oneshot::Sender<Result<(), String>>,
     },
 }
@@ -76,7 +79,7 @@ impl Daemon1 {
         self.ask(|reply| Request::Apply {
             generation,
             sections: sections.into_iter().collect(),
-            unless_applied: false,
+            catch_up_from: None,
             reply,
         })
         .await
@@ -91,6 +94,8 @@ impl Daemon1 {
 /// A daemon on the bus, converged to the running generation.
 pub(crate) struct Joined {
     conn: zbus::Connection,
+    /// Subscribed before the first fetch, so no generation is missed.
+    generations: bus_schema::bus::NewGenerationStream,
     principal: &'static Principal,
     requests: mpsc::Sender<Request>,
     applied: Arc<AtomicU64>,
@@ -117,7 +122,14 @@ impl Joined {
             .await
             .map_err(RunError::Connect)?;
         tokio::spawn(serve(domain, rx, applied.clone()));
+        let generations = Config1Proxy::new(&conn)
+            .await
+            .map_err(RunError::Connect)?
+            .receive_new_generation()
+            .await
+            .map_err(RunError::Connect)?;
         let joined = Self {
+            generations,
             conn,
             principal,
             requests,
@@ -136,6 +148,7 @@ impl Joined {
     /// Fetches `names` from configd and applies them, unless this daemon
     /// already applied that generation.
     async fn converge(&self, names: &[&str]) -> Result<(), Converge> {
+        let seen = self.applied.load(Ordering::SeqCst);
         let config = Config1Proxy::new(&self.conn)
             .await
             .map_err(Converge::Fetch)?;
@@ -154,7 +167,7 @@ impl Joined {
                 break (first, sections);
             }
         };
-        if sections.is_empty() || generation == self.applied.load(Ordering::SeqCst) {
+        if sections.is_empty() || generation == seen {
             return Ok(());
         }
         let (tx, rx) = oneshot::channel();
@@ -163,7 +176,7 @@ impl Joined {
             .send(Request::Apply {
                 generation,
                 sections,
-                unless_applied: true,
+                catch_up_from: Some(seen),
                 reply: tx,
             })
             .await
@@ -176,14 +189,8 @@ impl Joined {
     /// Follows configd's generations: one this daemon missed (it was
     /// restarting during a transaction) is fetched and applied. Returns
     /// when the bus connection is gone.
-    pub(crate) async fn follow(self) {
-        let Ok(config) = Config1Proxy::new(&self.conn).await else {
-            return;
-        };
-        let Ok(mut stream) = config.receive_new_generation().await else {
-            return;
-        };
-        while let Some(signal) = stream.next().await {
+    pub(crate) async fn follow(mut self) {
+        while let Some(signal) = self.generations.next().await {
             let Ok(args) = signal.args() else { continue };
             let ours: Vec<&str> = self
                 .principal
@@ -227,10 +234,11 @@ async fn serve<D: Domain>(mut domain: D, mut rx: mpsc::Receiver<Request>, applie
             Request::Apply {
                 generation,
                 sections,
-                unless_applied,
+                catch_up_from,
                 reply,
             } => {
-                if unless_applied && applied.load(Ordering::SeqCst) == generation {
+                let now = applied.load(Ordering::SeqCst);
+                if catch_up_from.is_some_and(|seen| now != seen || now == generation) {
                     let _ = reply.send(Ok(()));
                     continue;
                 }

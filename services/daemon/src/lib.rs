@@ -18,15 +18,7 @@ pub use bus_schema::config::Sections;
 pub use env::Env;
 pub use ready::notify_ready;
 
-/// Exit codes oxinit understands (sysexits).
-pub mod exit {
-    /// Bad config: oxinit does not respawn the daemon in a loop.
-    pub const CONFIG: u8 = 78;
-    /// Missing permission.
-    pub const NO_PERM: u8 = 77;
-    /// Internal error.
-    pub const SOFTWARE: u8 = 70;
-}
+pub use bus_schema::exit;
 
 /// A daemon's own domain logic: what it does with its config sections.
 ///
@@ -57,6 +49,9 @@ pub enum RunError {
     /// The first apply failed.
     #[error("apply the running config: {0}")]
     Converge(String),
+    /// The bus connection ended (the broker went away).
+    #[error("lost the bus connection")]
+    Lost,
     /// Telling oxinit that the daemon is ready failed.
     #[error("signal readiness: {0}")]
     Ready(#[source] std::io::Error),
@@ -66,13 +61,11 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The exit code for this error.
+    /// The exit code for this error: 70, so that oxinit respawns with
+    /// backoff. A domain that knows its config can never work exits 78
+    /// itself.
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(match self {
-            Self::UnknownService(_) => exit::SOFTWARE,
-            Self::Converge(_) => exit::CONFIG,
-            _ => exit::SOFTWARE,
-        })
+        ExitCode::from(exit::SOFTWARE)
     }
 }
 
@@ -101,7 +94,7 @@ pub async fn run<D: Domain>(service: &str, domain: D) -> Result<(), RunError> {
     notify_ready().map_err(RunError::Ready)?;
     tracing::info!(name = principal.name, "ready");
     tokio::select! {
-        () = daemon.follow() => {}
+        () = daemon.follow() => return Err(RunError::Lost),
         _ = term.recv() => tracing::info!("SIGTERM: exiting"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: exiting"),
     }

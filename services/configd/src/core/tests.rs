@@ -170,10 +170,12 @@ async fn unconfirmed_generation_reverts_on_expiry_and_on_restart() {
     assert!(report.confirm_deadline > 0);
     assert_eq!(hostname(&core), "r2");
     assert_eq!(d.committed(), "1", "not committed before confirmation");
-    // A reboot before confirmation comes up in generation 1.
+    // A reboot before confirmation comes up in generation 1, $ETC too.
     let restarted = d.core();
     assert_eq!(restarted.running().number, 1);
     assert_eq!(hostname(&restarted), "r1");
+    let etc = fs::read_to_string(d.etc.join("oxwrt.toml")).expect("read");
+    assert!(etc.contains("\"r1\""), "{etc}");
     drop(restarted);
 
     let mut core = d.core();
