@@ -52,7 +52,7 @@ fn as_pid1_it_mounts_names_the_host_boots_and_reboots_on_sigterm() {
     let root = dir.path();
     let etc = root.join("etc/oxwrt");
     std::fs::create_dir_all(&etc).expect("etc");
-    let config = include_str!("../../config/oxwrt.toml").replacen(
+    let config = include_str!("../../../config/oxwrt.toml").replacen(
         "hostname = \"oxwrt\"",
         "hostname = \"pid1-box\"",
         1,
@@ -62,7 +62,7 @@ fn as_pid1_it_mounts_names_the_host_boots_and_reboots_on_sigterm() {
     let secrets = etc.join("oxwrt.secrets.toml");
     std::fs::write(
         &secrets,
-        include_str!("../../config/oxwrt.secrets.toml.example"),
+        include_str!("../../../config/oxwrt.secrets.toml.example"),
     )
     .expect("secrets");
     std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).expect("chmod");
