@@ -66,9 +66,21 @@ fn as_pid1_it_mounts_names_the_host_boots_and_reboots_on_sigterm() {
     )
     .expect("secrets");
     std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    // The binaries must not be hidden by the new mounts either.
-    let oxinit = Path::new(env!("CARGO_BIN_EXE_oxinit"));
-    assert!(!oxinit.starts_with("/tmp") && !oxinit.starts_with("/run"));
+    // The binaries must not be hidden by the new mounts either (the
+    // checkout may live under /tmp): run copies from the root.
+    let built = Path::new(env!("CARGO_BIN_EXE_oxinit"));
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    for name in ["oxinit", "configd"] {
+        let from = built.with_file_name(name);
+        assert!(
+            from.exists(),
+            "{} is not built: run `cargo build --workspace`",
+            from.display()
+        );
+        std::fs::copy(&from, bin.join(name)).expect("copy binary");
+    }
+    let oxinit = bin.join("oxinit");
 
     let mut unshare = Command::new("unshare")
         .args([
@@ -81,7 +93,7 @@ fn as_pid1_it_mounts_names_the_host_boots_and_reboots_on_sigterm() {
             "private",
             "--",
         ])
-        .arg(oxinit)
+        .arg(&oxinit)
         .arg("--root")
         .arg(root)
         .stdin(Stdio::null())
