@@ -1,6 +1,6 @@
 //! `cargo xtask test`: the whole CI pipeline. System packages the tests use,
-//! then `cargo fmt --check`, `cargo clippy -D warnings` and the tests
-//! (nextest when installed).
+//! then `cargo fmt --check`, `cargo clippy -D warnings`, the binaries the
+//! end-to-end tests run, and the tests (nextest when installed).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -65,6 +65,11 @@ pub fn run(args: TestArgs) -> Result<()> {
             "warnings",
         ],
     )?;
+
+    // The end-to-end tests run the workspace's binaries (oxinit, configd)
+    // from the target directory; tests alone do not build other crates'
+    // binaries.
+    run_step(&root, "build", &cargo, &["build", "--workspace", "--bins"])?;
 
     let nextest = Command::new(&cargo)
         .args(["nextest", "--version"])
