@@ -22,7 +22,7 @@ use std::path::{Path as FsPath, PathBuf};
 pub use diag::{Diagnostic, Diagnostics, Path, Severity, SourceFile};
 pub use reference::reference_markdown;
 pub use secret::{REDACTED, Secret, SecretField};
-pub use sections::{SECTIONS, Sections, sections};
+pub use sections::{SECTIONS, Sections, section, sections};
 pub use validate::BUILTIN_SERVICES;
 
 use validate::{Ctx, Secrets, SecretsMode};

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::secret::Secret;
 use super::value::{MacAddr, PortRange, Rate, Schedule};
@@ -19,7 +19,7 @@ pub use super::wire::{
 };
 
 /// The whole validated config.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     /// Device identity.
     pub system: System,
@@ -57,7 +57,7 @@ impl Config {
 }
 
 /// Device identity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct System {
     /// Host name.
     pub hostname: String,
@@ -68,7 +68,7 @@ pub struct System {
 }
 
 /// A network.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Network {
     /// Unique name.
     pub name: String,
@@ -106,7 +106,7 @@ impl Network {
 }
 
 /// Kind-specific network settings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum NetworkKind {
     /// A bridge serving clients.
@@ -118,7 +118,7 @@ pub enum NetworkKind {
 }
 
 /// LAN bridge settings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lan {
     /// Bridge device.
     pub bridge: String,
@@ -133,7 +133,7 @@ pub struct Lan {
 }
 
 /// An 802.1Q VLAN.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Vlan {
     /// Parent device.
     pub parent: String,
@@ -144,7 +144,7 @@ pub struct Vlan {
 }
 
 /// WAN settings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Wan {
     /// Device.
     pub device: String,
@@ -156,7 +156,7 @@ pub struct Wan {
 }
 
 /// How a WAN gets its address.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum WanMode {
     /// DHCPv4 client.
@@ -185,7 +185,7 @@ pub enum WanMode {
 }
 
 /// A plain interface.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Simple {
     /// Device (the VLAN sub-interface when `vlan` is set).
     pub device: String,
@@ -198,7 +198,7 @@ pub struct Simple {
 }
 
 /// A static route.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Route {
     /// Destination.
     pub destination: IpNet,
@@ -211,7 +211,7 @@ pub struct Route {
 }
 
 /// Firewall policy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Firewall {
     /// Defaults.
     pub defaults: FirewallDefaults,
@@ -224,7 +224,7 @@ pub struct Firewall {
 }
 
 /// Firewall defaults.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FirewallDefaults {
     /// Input policy.
     pub input: Action,
@@ -241,7 +241,7 @@ pub struct FirewallDefaults {
 }
 
 /// A zone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Zone {
     /// Name.
     pub name: String,
@@ -260,7 +260,7 @@ pub struct Zone {
 }
 
 /// A forwarding.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Forwarding {
     /// Source zone.
     pub src: String,
@@ -269,7 +269,7 @@ pub struct Forwarding {
 }
 
 /// A firewall rule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rule {
     /// Name.
     pub name: String,
@@ -304,7 +304,7 @@ pub struct Rule {
 }
 
 /// A port forward.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PortForward {
     /// Name.
     pub name: String,
@@ -323,7 +323,7 @@ pub struct PortForward {
 }
 
 /// DHCP service.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dhcp {
     /// Pools.
     pub pools: Vec<DhcpPool>,
@@ -332,7 +332,7 @@ pub struct Dhcp {
 }
 
 /// A DHCP pool.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DhcpPool {
     /// LAN network.
     pub network: String,
@@ -359,7 +359,7 @@ pub struct DhcpPool {
 }
 
 /// A static lease.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StaticLease {
     /// Client MAC.
     pub mac: MacAddr,
@@ -372,7 +372,7 @@ pub struct StaticLease {
 }
 
 /// DNS service.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dns {
     /// Networks served.
     pub listen: Vec<String>,
@@ -395,7 +395,7 @@ pub struct Dns {
 }
 
 /// An upstream DNS server.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Upstream {
     /// Address and port.
     pub address: SocketAddr,
@@ -406,7 +406,7 @@ pub struct Upstream {
 }
 
 /// A static DNS name.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DnsHost {
     /// Fully qualified name.
     pub name: String,
@@ -415,7 +415,7 @@ pub struct DnsHost {
 }
 
 /// Wi-Fi.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Wifi {
     /// Radios.
     pub radios: Vec<Radio>,
@@ -424,7 +424,7 @@ pub struct Wifi {
 }
 
 /// A radio.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Radio {
     /// Name.
     pub name: String,
@@ -441,7 +441,7 @@ pub struct Radio {
 }
 
 /// An SSID.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WifiNetwork {
     /// Name.
     pub name: String,
@@ -462,7 +462,7 @@ pub struct WifiNetwork {
 }
 
 /// A WireGuard interface.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Wireguard {
     /// Interface name.
     pub name: String,
@@ -477,12 +477,12 @@ pub struct Wireguard {
 }
 
 /// A WireGuard peer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireguardPeer {
     /// Name.
     pub name: String,
     /// Public key bytes.
-    #[serde(serialize_with = "base64_key")]
+    #[serde(serialize_with = "base64_key", deserialize_with = "base64_key_de")]
     pub public_key: [u8; 32],
     /// Preshared key.
     pub preshared_key: Option<Secret>,
@@ -495,7 +495,7 @@ pub struct WireguardPeer {
 }
 
 /// Time synchronisation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ntp {
     /// Servers.
     pub servers: Vec<String>,
@@ -504,7 +504,7 @@ pub struct Ntp {
 }
 
 /// A DDNS updater.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ddns {
     /// Name.
     pub name: String,
@@ -523,7 +523,7 @@ pub struct Ddns {
 }
 
 /// Control plane.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Control {
     /// Listen entries: network names or addresses.
     pub listen: Vec<ControlListen>,
@@ -538,7 +538,7 @@ pub struct Control {
 }
 
 /// Where ctld listens.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ControlListen {
     /// The router's address on a network.
@@ -548,19 +548,19 @@ pub enum ControlListen {
 }
 
 /// A control client.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ControlClient {
     /// Name.
     pub name: String,
     /// ed25519 public key.
-    #[serde(serialize_with = "hex_key")]
+    #[serde(serialize_with = "hex_key", deserialize_with = "hex_key_de")]
     pub key: [u8; 32],
     /// Role.
     pub role: Role,
 }
 
 /// A container service.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Service {
     /// Name.
     pub name: String,
@@ -587,7 +587,7 @@ pub struct Service {
 }
 
 /// Network placement of a container service.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum ServiceNetwork {
     /// Router's namespace.
@@ -608,4 +608,21 @@ fn base64_key<S: serde::Serializer>(key: &[u8; 32], s: S) -> Result<S::Ok, S::Er
 
 fn hex_key<S: serde::Serializer>(key: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&key.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn base64_key_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    use base64::Engine as _;
+    let text = String::deserialize(d)?;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.as_bytes())
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| serde::de::Error::custom("not a base64 32-byte key"))
+}
+
+fn hex_key_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    let text = String::deserialize(d)?;
+    super::value::decode_hex(&text)
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| serde::de::Error::custom("not a hex 32-byte key"))
 }

@@ -49,6 +49,14 @@ impl Serialize for Secret {
     }
 }
 
+/// A secret comes back from the JSON that configd handed an entitled
+/// daemon.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self)
+    }
+}
+
 thread_local! {
     /// Set only inside [`with_secrets_exposed`], on this thread.
     static EXPOSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };

@@ -27,6 +27,18 @@ pub const SECTIONS: &[&str] = &[
 /// Section name -> its JSON text.
 pub type Sections = BTreeMap<String, String>;
 
+/// Parses section `name` of `sections` into its model type (for example
+/// `Vec<model::Network>` for `networks`); `None` when it is not there.
+pub fn section<T: serde::de::DeserializeOwned>(
+    sections: &Sections,
+    name: &str,
+) -> Result<Option<T>, String> {
+    sections
+        .get(name)
+        .map(|json| serde_json::from_str(json).map_err(|e| format!("section {name}: {e}")))
+        .transpose()
+}
+
 /// The sections of `config` as JSON, secrets redacted unless `expose`.
 /// Serializing the model cannot fail (plain data, string keys); a section
 /// that somehow did is returned as `null` rather than dropped.
@@ -67,6 +79,36 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(keys, SECTIONS);
+    }
+
+    #[test]
+    fn sections_parse_back_into_the_model() {
+        let public = SourceFile::new("oxwrt.toml", include_str!("../../../config/oxwrt.toml"));
+        let secrets = SourceFile::new(
+            "oxwrt.secrets.toml",
+            include_str!("../../../config/oxwrt.secrets.toml.example"),
+        );
+        let Ok(loaded) = check_pair(&public, SecretsFile::Present(&secrets)) else {
+            panic!("cookbook invalid");
+        };
+        let exposed = sections(&loaded.config, true);
+        // One section by its own type, as a daemon reads it...
+        let networks: Vec<model::Network> = section(&exposed, "networks")
+            .expect("parses")
+            .expect("present");
+        assert_eq!(networks.len(), loaded.config.networks.len());
+        assert_eq!(section::<u32>(&exposed, "nope"), Ok(None));
+        // ...and all of them: the round trip loses nothing, secrets included.
+        let whole = format!(
+            "{{{}}}",
+            exposed
+                .iter()
+                .map(|(k, v)| format!("{k:?}:{v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let back: model::Config = serde_json::from_str(&whole).expect("parses");
+        assert_eq!(sections(&back, true), exposed);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Longest Linux interface name (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
@@ -47,6 +47,14 @@ impl Serialize for MacAddr {
     }
 }
 
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl MacAddr {
     /// Whether the group bit is set (not valid as a device address).
     pub fn is_multicast(&self) -> bool {
@@ -55,7 +63,7 @@ impl MacAddr {
 }
 
 /// An inclusive port range; a single port has `low == high`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortRange {
     /// First port.
     pub low: u16,
@@ -317,7 +325,7 @@ pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
 }
 
 /// A rate such as `10/minute`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rate {
     /// Events per unit.
     pub count: u32,
@@ -326,7 +334,7 @@ pub struct Rate {
 }
 
 /// Unit of a [`Rate`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RateUnit {
     /// Per second.
@@ -360,7 +368,7 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
 }
 
 /// When a rule is active: days of the week and a daily window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {
     /// Bit 0 = Monday … bit 6 = Sunday.
     pub days: u8,
