@@ -2,6 +2,8 @@
 //! its clients can never disagree: the config model and its validation
 //! and the bus interfaces (later: control-plane messages).
 
+#![forbid(unsafe_code)]
+
 pub mod bus;
 pub mod config;
 

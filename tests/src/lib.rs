@@ -11,6 +11,8 @@
 //!
 //! See `docs/lab.md` for the topology, addressing and the xtask commands.
 
+#![forbid(unsafe_code)]
+
 pub mod exec;
 mod info;
 pub mod isp;

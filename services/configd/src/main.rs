@@ -1,8 +1,11 @@
 //! configd: the config broker. Start-up order: early log, open the store
 //! (finishing an interrupted write, dropping an unconfirmed generation),
 //! load the running generation, connect to the bus, serve
-//! `org.oxwrt.Config1` and own `org.oxwrt.Config`, converge the daemons
-//! already running, signal readiness, then serve until SIGTERM.
+//! `org.oxwrt.Config1` and own `org.oxwrt.Config`, signal readiness,
+//! converge the daemons already running (in a task), then serve until
+//! SIGTERM or the loss of the bus.
+
+#![forbid(unsafe_code)]
 
 mod bus;
 mod core;

@@ -2,6 +2,8 @@
 //! framework as any daemon of the policy table, records every check and
 //! apply it receives, and fails when told to.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;

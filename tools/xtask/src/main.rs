@@ -1,5 +1,7 @@
 //! oxwrt developer tasks: `cargo xtask lab` and `cargo xtask test`.
 
+#![forbid(unsafe_code)]
+
 mod lab;
 mod test;
 
