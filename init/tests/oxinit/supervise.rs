@@ -295,3 +295,57 @@ depends_on = ["mute"]
     .await
     .expect("test timed out");
 }
+
+#[tokio::test]
+async fn stop_escalates_to_sigkill_and_shutdown_leaves_no_escaped_child() {
+    if skip() {
+        return;
+    }
+    timeout(LIMIT, async {
+        // `stubborn` ignores SIGTERM; `spawner` leaves a grandchild in a
+        // session of its own (out of its process group) and records its pid.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("grandchild.pid");
+        let mut router = Router::start(&format!(
+            r#"
+[[service]]
+name = "stubborn"
+exec = "/bin/sh"
+args = ["-c", "trap '' TERM; echo ready >&3; while :; do sleep 1; done"]
+term_timeout_ms = 300
+depends_on = ["bus"]
+
+[[service]]
+name = "spawner"
+exec = "/bin/sh"
+args = ["-c", "setsid sleep 1000 & echo $! > {}; echo ready >&3; exec sleep 1000"]
+depends_on = ["bus"]
+"#,
+            pidfile.display()
+        ));
+        let (_conn, proxy) = router.connect().await;
+        wait_status(&proxy, "stubborn", |s| s.state == "running").await;
+        wait_status(&proxy, "spawner", |s| s.state == "running").await;
+        proxy.stop("stubborn").await.expect("Stop");
+        let stopped = wait_status(&proxy, "stubborn", |s| s.state == "stopped").await;
+        assert_eq!(stopped.last_exit, "killed by SIGKILL", "{stopped:?}");
+
+        let grandchild: i32 = std::fs::read_to_string(&pidfile)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        assert!(
+            kill(Pid::from_raw(grandchild), None).is_ok(),
+            "grandchild not running"
+        );
+        assert_eq!(router.terminate().await, Some(0));
+        // Reaped by oxinit (its subreaper), so the pid is gone entirely.
+        assert!(
+            kill(Pid::from_raw(grandchild), None).is_err(),
+            "the escaped grandchild {grandchild} outlived oxinit"
+        );
+    })
+    .await
+    .expect("test timed out");
+}

@@ -89,8 +89,7 @@ impl Core {
             );
             // As when the timer fires: `$ETC` goes back to the confirmed
             // pair, the unconfirmed one is kept beside it.
-            store.reject_etc()?;
-            store.mark_etc_sync(committed)?;
+            store.restore_etc(committed)?;
         }
         store.set_provisional(None)?;
         store.finish_etc_sync()?;
@@ -235,10 +234,7 @@ impl Core {
         // `$ETC` must not keep the config that was just rejected (the next
         // reload, or a boot reading the hostname, would take it up again):
         // it is kept beside it as `*.rejected`.
-        if let Err(e) = self.store.reject_etc().and_then(|()| {
-            self.store.mark_etc_sync(p.fallback)?;
-            self.store.finish_etc_sync()
-        }) {
+        if let Err(e) = self.store.restore_etc(p.fallback) {
             tracing::error!("put generation {} back into $ETC: {e}", p.fallback);
         }
         self.running = fallback;

@@ -250,9 +250,16 @@ impl Store {
         self.remove_state("etc-sync")
     }
 
-    /// Keeps `$ETC`'s pair as `oxwrt.toml.rejected` and
-    /// `oxwrt.secrets.toml.rejected` (0600), before a revert replaces it.
-    pub fn reject_etc(&self) -> Result<(), StoreError> {
+    /// Puts the committed generation `generation` back into `$ETC` after
+    /// an unconfirmed one was rejected; what `$ETC` held is kept beside it
+    /// as `oxwrt.toml.rejected` and `oxwrt.secrets.toml.rejected` (0600).
+    pub fn restore_etc(&self, generation: u64) -> Result<(), StoreError> {
+        self.reject_etc()?;
+        self.mark_etc_sync(generation)?;
+        self.finish_etc_sync()
+    }
+
+    fn reject_etc(&self) -> Result<(), StoreError> {
         let (public, secrets) = self.etc_paths();
         for (path, mode) in [(public, 0o644), (secrets, 0o600)] {
             let Ok(bytes) = fs::read(&path) else { continue };

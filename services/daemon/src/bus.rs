@@ -41,16 +41,15 @@ struct Daemon1 {
 
 const IFACE: &str = "org.oxwrt.Daemon1";
 
-impl Daemon1 {
-    async fn ask(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Request,
-    ) -> Result<(), BusError> {
-        let (tx, rx) = oneshot::channel();
-        let gone = || BusError::Failed("the daemon is shutting down".into());
-        self.requests.send(make(tx)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?.map_err(BusError::Failed)
-    }
+/// Hands a request to the domain task and waits for its answer.
+async fn ask(
+    requests: &mpsc::Sender<Request>,
+    make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Request,
+) -> Result<(), String> {
+    let (tx, rx) = oneshot::channel();
+    let gone = || "the daemon is shutting down".to_string();
+    requests.send(make(tx)).await.map_err(|_| gone())?;
+    rx.await.map_err(|_| gone())?
 }
 
 #[zbus::interface(name = "org.oxwrt.Daemon1")]
@@ -64,8 +63,11 @@ impl Daemon1 {
     ) -> Result<(), BusError> {
         authorize(conn, &header, IFACE, "Check").await?;
         tracing::debug!(generation, "check");
-        self.ask(|tx| Request::Check(sections.into_iter().collect(), tx))
-            .await
+        ask(&self.requests, |tx| {
+            Request::Check(sections.into_iter().collect(), tx)
+        })
+        .await
+        .map_err(BusError::Failed)
     }
 
     async fn apply(
@@ -76,13 +78,14 @@ impl Daemon1 {
         sections: HashMap<String, String>,
     ) -> Result<(), BusError> {
         authorize(conn, &header, IFACE, "Apply").await?;
-        self.ask(|reply| Request::Apply {
+        ask(&self.requests, |reply| Request::Apply {
             generation,
             sections: sections.into_iter().collect(),
             catch_up_from: None,
             reply,
         })
         .await
+        .map_err(BusError::Failed)
     }
 
     #[zbus(property)]
@@ -93,7 +96,9 @@ impl Daemon1 {
 
 /// A daemon on the bus, converged to the running generation.
 pub(crate) struct Joined {
-    conn: zbus::Connection,
+    /// configd; it holds the connection, which the object server keeps
+    /// serving `Daemon1` on.
+    config: Config1Proxy<'static>,
     /// Subscribed before the first fetch, so no generation is missed.
     generations: bus_schema::bus::NewGenerationStream,
     principal: &'static Principal,
@@ -122,15 +127,14 @@ impl Joined {
             .await
             .map_err(RunError::Connect)?;
         tokio::spawn(serve(domain, rx, applied.clone()));
-        let generations = Config1Proxy::new(&conn)
-            .await
-            .map_err(RunError::Connect)?
+        let config = Config1Proxy::new(&conn).await.map_err(RunError::Connect)?;
+        let generations = config
             .receive_new_generation()
             .await
             .map_err(RunError::Connect)?;
         let joined = Self {
             generations,
-            conn,
+            config,
             principal,
             requests,
             applied,
@@ -149,16 +153,17 @@ impl Joined {
     /// already applied that generation.
     async fn converge(&self, names: &[&str]) -> Result<(), Converge> {
         let seen = self.applied.load(Ordering::SeqCst);
-        let config = Config1Proxy::new(&self.conn)
-            .await
-            .map_err(Converge::Fetch)?;
         // A section fetched while a new generation starts could mix two
         // generations: fetch again until they agree.
         let (generation, sections) = loop {
             let mut sections = Sections::new();
             let mut generations = Vec::new();
             for name in names {
-                let (g, json) = config.get_section(name).await.map_err(Converge::Fetch)?;
+                let (g, json) = self
+                    .config
+                    .get_section(name)
+                    .await
+                    .map_err(Converge::Fetch)?;
                 generations.push(g);
                 sections.insert((*name).to_string(), json);
             }
@@ -170,18 +175,14 @@ impl Joined {
         if sections.is_empty() || generation == seen {
             return Ok(());
         }
-        let (tx, rx) = oneshot::channel();
-        let gone = || Converge::Apply("the domain task ended".into());
-        self.requests
-            .send(Request::Apply {
-                generation,
-                sections,
-                catch_up_from: Some(seen),
-                reply: tx,
-            })
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?.map_err(Converge::Apply)?;
+        ask(&self.requests, |reply| Request::Apply {
+            generation,
+            sections,
+            catch_up_from: Some(seen),
+            reply,
+        })
+        .await
+        .map_err(Converge::Apply)?;
         tracing::info!(generation, "converged to the running generation");
         Ok(())
     }

@@ -9,18 +9,23 @@ use bus_schema::config::value::MacAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+/// An 802.1Q sub-interface's parent and id: what netd wants, what it
+/// creates and what the kernel reports, alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VlanOf {
+    /// Parent device.
+    pub parent: String,
+    /// VLAN id.
+    pub id: u16,
+}
+
 /// How a link comes to exist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Origin {
     /// A bridge netd creates.
     Bridge,
-    /// An 802.1Q sub-interface netd creates on `parent`.
-    Vlan {
-        /// Parent device.
-        parent: String,
-        /// VLAN id.
-        id: u16,
-    },
+    /// An 802.1Q sub-interface netd creates.
+    Vlan(VlanOf),
     /// A device that must already exist (a port, a WAN NIC).
     Existing,
 }
@@ -119,7 +124,7 @@ impl Desired {
             .links
             .values()
             .filter_map(|l| match &l.origin {
-                Origin::Vlan { parent, .. } => Some(parent.clone()),
+                Origin::Vlan(v) => Some(v.parent.clone()),
                 _ => None,
             })
             .collect();
@@ -173,17 +178,18 @@ impl Desired {
 }
 
 fn vlan_origin(v: &Vlan) -> Origin {
-    Origin::Vlan {
+    Origin::Vlan(VlanOf {
         parent: v.parent.clone(),
         id: v.id,
-    }
+    })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn cookbook() -> (Vec<Network>, Vec<Route>) {
+    /// The cookbook's networks and routes (also for the reconcile tests).
+    pub(crate) fn cookbook() -> (Vec<Network>, Vec<Route>) {
         let public = bus_schema::config::SourceFile::new(
             "oxwrt.toml",
             include_str!("../../../config/oxwrt.toml"),

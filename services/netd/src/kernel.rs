@@ -173,9 +173,9 @@ impl Kernel {
                 .execute()
                 .await
                 .map_err(failed),
-            Action::CreateVlan { name, parent, id } => {
-                let parent = self.index(action, parent).await?;
-                link.add(LinkVlan::new(name, parent, *id).build())
+            Action::CreateVlan { name, vlan } => {
+                let parent = self.index(action, &vlan.parent).await?;
+                link.add(LinkVlan::new(name, parent, vlan.id).build())
                     .execute()
                     .await
                     .map_err(failed)
@@ -348,7 +348,7 @@ fn link_state(l: &LinkMessage, names: &BTreeMap<u32, String>) -> LinkState {
         }
     }
     if let (Some(parent), Some(id)) = (parent, vlan_id) {
-        state.kind = Kind::Vlan { parent, id };
+        state.kind = Kind::Vlan(crate::desired::VlanOf { parent, id });
     }
     state
 }

@@ -12,7 +12,7 @@ use bus_schema::config::value::MacAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::desired::{Desired, Origin, RouteSpec};
+use crate::desired::{Desired, Origin, RouteSpec, VlanOf};
 
 /// What kind of link the kernel reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,12 +20,7 @@ pub enum Kind {
     /// A bridge.
     Bridge,
     /// An 802.1Q sub-interface.
-    Vlan {
-        /// Parent device.
-        parent: String,
-        /// VLAN id.
-        id: u16,
-    },
+    Vlan(VlanOf),
     /// Anything else (a NIC, a veth, ...).
     Other,
 }
@@ -74,10 +69,8 @@ pub enum Action {
     CreateVlan {
         /// Its name.
         name: String,
-        /// Parent device.
-        parent: String,
-        /// VLAN id.
-        id: u16,
+        /// Its parent and id.
+        vlan: VlanOf,
     },
     /// Make `device` a port of `master` (or of nothing).
     SetMaster {
@@ -145,17 +138,17 @@ pub fn reconcile(desired: &Desired, observed: &Observed, owned: &Owned) -> Plan 
                 creates.push(Action::CreateBridge(name.clone()));
                 plan.owned.links.insert(name.clone());
             }
-            (Origin::Vlan { parent, id }, None) => {
-                if !observed.links.contains_key(parent) {
+            (Origin::Vlan(vlan), None) => {
+                if !observed.links.contains_key(&vlan.parent) {
                     plan.problems.push(format!(
-                        "VLAN {name}: parent device {parent} does not exist"
+                        "VLAN {name}: parent device {} does not exist",
+                        vlan.parent
                     ));
                     continue;
                 }
                 creates.push(Action::CreateVlan {
                     name: name.clone(),
-                    parent: parent.clone(),
-                    id: *id,
+                    vlan: vlan.clone(),
                 });
                 plan.owned.links.insert(name.clone());
             }
@@ -164,15 +157,11 @@ pub fn reconcile(desired: &Desired, observed: &Observed, owned: &Owned) -> Plan 
                     .push(format!("{name} exists and is not a bridge"));
                 continue;
             }
-            (Origin::Vlan { parent, id }, Some(h))
-                if h.kind
-                    != (Kind::Vlan {
-                        parent: parent.clone(),
-                        id: *id,
-                    }) =>
-            {
-                plan.problems
-                    .push(format!("{name} exists and is not VLAN {id} on {parent}"));
+            (Origin::Vlan(vlan), Some(h)) if h.kind != Kind::Vlan(vlan.clone()) => {
+                plan.problems.push(format!(
+                    "{name} exists and is not VLAN {} on {}",
+                    vlan.id, vlan.parent
+                ));
                 continue;
             }
             _ => {}

@@ -29,21 +29,28 @@ enum LabCommand {
     Down(DownArgs),
 }
 
-/// A lab in the foreground.
+/// What both `lab` and `lab up` bring up.
 #[derive(Debug, Args)]
-struct RunArgs {
+struct Shape {
     /// Number of LAN clients.
     #[arg(long, default_value_t = 1)]
     clients: usize,
     /// Config file (or directory) to copy into the router's etc/oxwrt.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Lab name (default: a random one).
-    #[arg(long)]
-    name: Option<String>,
     /// Bring up the topology only, without booting oxinit in the router.
     #[arg(long)]
     no_boot: bool,
+}
+
+/// A lab in the foreground.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Lab name (default: a random one).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    shape: Shape,
 }
 
 #[derive(Debug, Args)]
@@ -51,15 +58,8 @@ struct UpArgs {
     /// Lab name: namespaces are oxl-NAME-*, state in $OXWRT_LAB_DIR/NAME.
     #[arg(long)]
     name: String,
-    /// Config file (or directory) to copy into the router's etc/oxwrt.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Number of LAN clients.
-    #[arg(long, default_value_t = 1)]
-    clients: usize,
-    /// Bring up the topology only, without booting oxinit in the router.
-    #[arg(long)]
-    no_boot: bool,
+    #[command(flatten)]
+    shape: Shape,
 }
 
 #[derive(Debug, Args)]
@@ -85,24 +85,11 @@ fn foreground(args: RunArgs) -> Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
 
-    let boot = (!args.no_boot).then(build_stack).transpose()?;
     eprintln!("bringing the lab up...");
-    let mut lab = Lab::up(LabConfig {
-        name: args.name,
-        lan_clients: args.clients,
-        config: args.config,
-        ..LabConfig::default()
-    })
-    .map_err(explain)?;
-    if let Some(boot) = &boot {
-        let oxinit = lab.boot(boot)?;
-        lab.adopt(oxinit);
-    }
+    let lab = bring_up(args.name, args.shape)?;
     print_topology(lab.info());
     print_checks(&lab);
-    if boot.is_some() {
-        print_stack(&lab);
-    }
+    print_stack(&lab);
     println!("\nPress Ctrl-C to tear the lab down.");
 
     let _ = stopped.recv();
@@ -114,11 +101,20 @@ fn foreground(args: RunArgs) -> Result<()> {
 }
 
 fn detached_up(args: UpArgs) -> Result<()> {
-    let boot = (!args.no_boot).then(build_stack).transpose()?;
+    let lab = bring_up(Some(args.name), args.shape)?;
+    let info = lab.into_detached()?;
+    println!("{}", serde_json::to_string(&info)?);
+    Ok(())
+}
+
+/// Brings the topology up and, unless `--no-boot`, oxinit in the router
+/// (which the lab then stops at teardown).
+fn bring_up(name: Option<String>, shape: Shape) -> Result<Lab> {
+    let boot = (!shape.no_boot).then(build_stack).transpose()?;
     let mut lab = Lab::up(LabConfig {
-        name: Some(args.name),
-        lan_clients: args.clients,
-        config: args.config,
+        name,
+        lan_clients: shape.clients,
+        config: shape.config,
         ..LabConfig::default()
     })
     .map_err(explain)?;
@@ -126,9 +122,7 @@ fn detached_up(args: UpArgs) -> Result<()> {
         let oxinit = lab.boot(boot)?;
         lab.adopt(oxinit);
     }
-    let info = lab.into_detached()?;
-    println!("{}", serde_json::to_string(&info)?);
-    Ok(())
+    Ok(lab)
 }
 
 /// Builds the binaries oxinit starts, into the target directory this

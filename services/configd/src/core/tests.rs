@@ -289,3 +289,27 @@ async fn a_pushed_candidate_is_what_reload_applies() {
         .expect("reload");
     assert_eq!(hostname(&core), "edited");
 }
+
+#[tokio::test]
+async fn the_ring_keeps_ten_older_generations_with_who_and_why() {
+    let d = Dirs::new();
+    let mut core = d.core();
+    let fake = Fake::default();
+    for cache in 1..=12 {
+        d.edit(&pair("r1", 100 + cache));
+        let req = Request {
+            comment: format!("cache {cache}"),
+            ..request(0)
+        };
+        core.reload(&fake, &req).await.expect("reload");
+    }
+    assert_eq!(core.running().number, 13);
+    let ring = core.list_snapshots().expect("list");
+    let generations: Vec<u64> = ring.iter().map(|s| s.generation).collect();
+    assert_eq!(generations, (3..=12).rev().collect::<Vec<u64>>());
+    assert_eq!(ring.len(), RING);
+    let newest = &ring[0];
+    assert_eq!((newest.index, newest.who.as_str()), (0, "test"));
+    assert_eq!(newest.comment, "cache 11");
+    assert!(newest.time > 0 && newest.hash.len() == 64, "{newest:?}");
+}

@@ -71,14 +71,11 @@ fn run(observed: &Observed, plan: &Plan) -> Observed {
                     },
                 );
             }
-            Action::CreateVlan { name, parent, id } => {
+            Action::CreateVlan { name, vlan } => {
                 o.links.insert(
                     name.clone(),
                     LinkState {
-                        kind: Kind::Vlan {
-                            parent: parent.clone(),
-                            id: *id,
-                        },
+                        kind: Kind::Vlan(vlan.clone()),
                         ..nic(None, false)
                     },
                 );
@@ -231,16 +228,8 @@ fn missing_devices_and_name_clashes_are_problems_not_actions() {
 
 #[test]
 fn the_cookbook_reconciles_from_its_ports_to_a_fixed_point() {
-    let public = bus_schema::config::SourceFile::new(
-        "oxwrt.toml",
-        include_str!("../../../../config/oxwrt.toml"),
-    );
-    let loaded = bus_schema::config::check_pair(
-        &public,
-        bus_schema::config::SecretsFile::Unchecked("oxwrt.secrets.toml"),
-    )
-    .expect("cookbook is valid");
-    let desired = Desired::from_config(&loaded.config.networks, &loaded.config.routes);
+    let (networks, routes) = crate::desired::tests::cookbook();
+    let desired = Desired::from_config(&networks, &routes);
     let mut kernel = Observed::default();
     for (name, link) in &desired.links {
         if link.origin == Origin::Existing {
