@@ -17,6 +17,10 @@ pub use types::*;
 pub const INIT_PATH: &str = "/org/oxwrt/Init";
 /// Object path of configd's `org.oxwrt.Config1`.
 pub const CONFIG_PATH: &str = "/org/oxwrt/Config";
+/// Object path of netd's `org.oxwrt.Net1`.
+pub const NET_PATH: &str = "/org/oxwrt/Net";
+/// Object path of fwd's `org.oxwrt.Firewall1`.
+pub const FIREWALL_PATH: &str = "/org/oxwrt/Firewall";
 /// Object path at which every config-consuming daemon serves
 /// `org.oxwrt.Daemon1`.
 pub const DAEMON_PATH: &str = "/org/oxwrt/Daemon";

@@ -55,7 +55,8 @@ pub const PRINCIPALS: &[Principal] = &[
         service: "fwd",
         name: "org.oxwrt.Firewall",
         uid: 7102,
-        sections: &["firewall", "port_forwards"],
+        // `networks`: the devices behind each zone.
+        sections: &["networks", "firewall", "port_forwards"],
         secret_sections: &[],
     },
     Principal {

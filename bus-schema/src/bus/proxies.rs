@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use zbus::proxy;
 
-use super::{ApplyReport, ServiceStatus, SnapshotInfo};
+use super::{ApplyReport, LinkStatus, RuleCounter, ServiceStatus, SnapshotInfo, WanStatus};
 
 /// `org.oxwrt.Init1`: oxinit's supervision of every service.
 #[proxy(
@@ -82,4 +82,42 @@ pub trait Daemon1 {
     /// The generation this daemon last applied.
     #[zbus(property)]
     fn applied_generation(&self) -> zbus::Result<u64>;
+}
+
+/// `org.oxwrt.Net1`: netd's view of links and uplinks. Other daemons read
+/// these (and their `PropertiesChanged` signals) instead of the kernel.
+#[proxy(
+    interface = "org.oxwrt.Net1",
+    default_service = "org.oxwrt.Net",
+    default_path = "/org/oxwrt/Net"
+)]
+pub trait Net1 {
+    /// Every link in netd's namespace, by name.
+    #[zbus(property)]
+    fn links(&self) -> zbus::Result<Vec<LinkStatus>>;
+    /// Every WAN network in config order; the one carrying the default
+    /// route has `active` set.
+    #[zbus(property)]
+    fn wan(&self) -> zbus::Result<Vec<WanStatus>>;
+}
+
+/// `org.oxwrt.Firewall1`: fwd's rendered ruleset and its counters.
+#[proxy(
+    interface = "org.oxwrt.Firewall1",
+    default_service = "org.oxwrt.Firewall",
+    default_path = "/org/oxwrt/Firewall"
+)]
+pub trait Firewall1 {
+    /// fwd's tables as `nft list` would print them.
+    #[zbus(property)]
+    fn ruleset(&self) -> zbus::Result<String>;
+    /// Batches committed since fwd started.
+    #[zbus(property)]
+    fn apply_count(&self) -> zbus::Result<u64>;
+    /// Duration of the last commit, in microseconds.
+    #[zbus(property)]
+    fn last_apply_micros(&self) -> zbus::Result<u64>;
+    /// Packet and byte counters of every rule with `counter = true`, read
+    /// from the kernel.
+    fn counters(&self) -> zbus::Result<Vec<RuleCounter>>;
 }

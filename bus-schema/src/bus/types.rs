@@ -83,3 +83,67 @@ pub struct SnapshotInfo {
     /// Hash of the pair.
     pub hash: String,
 }
+
+/// One link as netd sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct LinkStatus {
+    /// Interface name.
+    pub name: String,
+    /// Interface index.
+    pub index: u32,
+    /// Operational state as the kernel names it, lower-case (`up`,
+    /// `down`, `lowerlayerdown`, `unknown`, ...).
+    pub oper_state: String,
+    /// MAC address, `aa:bb:cc:dd:ee:ff`, or empty.
+    pub mac: String,
+    /// MTU.
+    pub mtu: u32,
+    /// Addresses with prefix length (`192.168.1.1/24`).
+    pub addresses: Vec<String>,
+    /// The bridge it is a port of, or empty.
+    pub master: String,
+}
+
+/// One WAN network's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct WanStatus {
+    /// Network name from the config.
+    pub network: String,
+    /// Its device.
+    pub device: String,
+    /// `dhcp`, `static` or `pppoe`.
+    pub mode: String,
+    /// `up` (address and gateway in place), `acquiring` (no lease yet),
+    /// `down` (no carrier or no device).
+    pub state: String,
+    /// Whether it carries the default route.
+    pub active: bool,
+    /// Address with prefix length, or empty.
+    pub address: String,
+    /// Gateway, or empty.
+    pub gateway: String,
+    /// DNS servers learned or configured.
+    pub dns: Vec<String>,
+    /// DHCP server, or empty.
+    pub server: String,
+    /// Unix times of the lease: obtained, renew (T1), rebind (T2),
+    /// expiry; all 0 for a static uplink.
+    pub lease_obtained: u64,
+    /// See `lease_obtained`.
+    pub lease_renew: u64,
+    /// See `lease_obtained`.
+    pub lease_rebind: u64,
+    /// See `lease_obtained`.
+    pub lease_expires: u64,
+}
+
+/// A firewall rule's counter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct RuleCounter {
+    /// Rule name from the config.
+    pub rule: String,
+    /// Packets matched.
+    pub packets: u64,
+    /// Bytes matched.
+    pub bytes: u64,
+}

@@ -112,7 +112,8 @@ impl Joined {
     pub(crate) async fn join<D: Domain>(
         env: &Env,
         principal: &'static Principal,
-        domain: D,
+        mut domain: D,
+        serve_more: crate::Serve,
     ) -> Result<Self, RunError> {
         let applied = Arc::new(AtomicU64::new(0));
         let (requests, rx) = mpsc::channel(8);
@@ -120,12 +121,14 @@ impl Joined {
             requests: requests.clone(),
             applied: applied.clone(),
         };
-        let conn = zbus::connection::Builder::address(env.bus.as_str())
-            .serve_at(DAEMON_PATH, iface)
+        let builder =
+            zbus::connection::Builder::address(env.bus.as_str()).serve_at(DAEMON_PATH, iface);
+        let conn = serve_more(builder)
             .name(principal.name)
             .build()
             .await
             .map_err(RunError::Connect)?;
+        domain.connected(&conn);
         tokio::spawn(serve(domain, rx, applied.clone()));
         let config = Config1Proxy::new(&conn).await.map_err(RunError::Connect)?;
         let generations = config

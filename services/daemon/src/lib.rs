@@ -32,7 +32,21 @@ pub trait Domain: Send + 'static {
     fn check(&mut self, sections: &Sections) -> impl Future<Output = Result<(), String>> + Send;
     /// Applies these sections.
     fn apply(&mut self, sections: &Sections) -> impl Future<Output = Result<(), String>> + Send;
+    /// Called once with the daemon's bus connection, after its objects
+    /// are served and its name is owned and before the first apply: the
+    /// place to keep the connection for emitting signals and to start
+    /// tasks that follow other daemons.
+    fn connected(&mut self, conn: &zbus::Connection) {
+        let _ = conn;
+    }
 }
+
+/// Adds a daemon's own objects (its `org.oxwrt.*1` interface) to the
+/// connection before the name is owned, so no client sees the name
+/// without them.
+pub type Serve = Box<
+    dyn FnOnce(zbus::connection::Builder<'static>) -> zbus::connection::Builder<'static> + Send,
+>;
 
 /// Errors of [`run`].
 #[derive(Debug, thiserror::Error)]
@@ -85,12 +99,21 @@ pub fn init_logging() {
 /// Runs `domain` as the daemon `service` (its entry in the bus policy
 /// table) until SIGTERM or SIGINT.
 pub async fn run<D: Domain>(service: &str, domain: D) -> Result<(), RunError> {
+    run_serving(service, domain, Box::new(|b| b)).await
+}
+
+/// [`run`], with the daemon's own objects added by `serve`.
+pub async fn run_serving<D: Domain>(
+    service: &str,
+    domain: D,
+    serve: Serve,
+) -> Result<(), RunError> {
     let principal = bus_schema::bus::policy::by_service(service)
         .ok_or_else(|| RunError::UnknownService(service.to_string()))?;
     let env = Env::from_process();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(RunError::Signal)?;
-    let daemon = bus::Joined::join(&env, principal, domain).await?;
+    let daemon = bus::Joined::join(&env, principal, domain, serve).await?;
     notify_ready().map_err(RunError::Ready)?;
     tracing::info!(name = principal.name, "ready");
     tokio::select! {
