@@ -49,6 +49,9 @@ pub enum SpawnError {
     /// A path contained a NUL byte.
     #[error("path with a NUL byte: {0}")]
     Nul(#[from] std::ffi::NulError),
+    /// A capability name is not one Linux has.
+    #[error("unknown capability {0:?}")]
+    Capability(String),
     /// fork/exec failed.
     #[error("exec {exec}: {source}")]
     Exec { exec: String, source: io::Error },
@@ -75,6 +78,113 @@ pub fn service_env(spec: &ServiceSpec, paths: &Paths) -> Vec<(String, String)> {
     env
 }
 
+/// What a service keeps when oxinit switches it to its own uid: the uid
+/// and gid, and the capabilities of its spec as a bit mask. Everything
+/// else goes: every other capability leaves the bounding set, and
+/// `no_new_privs` is set, so neither setuid binaries nor file
+/// capabilities can give any back.
+#[derive(Debug, Clone, Copy)]
+struct Privileges {
+    uid: u32,
+    keep: u64,
+}
+
+/// `struct __user_cap_header_struct` of `<linux/capability.h>`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`; version 3 takes two of them (low and
+/// high 32 bits of each set).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`.
+const CAP_VERSION_3: u32 = 0x2008_0522;
+/// Highest capability number the bounding-set loop tries; numbers the
+/// kernel does not know fail with EINVAL and are skipped.
+const CAP_MAX: u64 = 63;
+
+impl Privileges {
+    fn for_spec(spec: &ServiceSpec) -> Result<Self, SpawnError> {
+        let mut keep = 0u64;
+        for name in &spec.capabilities {
+            let cap: caps::Capability = name
+                .parse()
+                .map_err(|_| SpawnError::Capability(name.clone()))?;
+            keep |= cap.bitmask();
+        }
+        Ok(Self {
+            uid: spec.user,
+            keep,
+        })
+    }
+
+    /// Runs in the child between fork and exec, as root: shrink the
+    /// bounding set, switch uid/gid keeping the permitted set, set
+    /// permitted = effective = inheritable = ambient = `keep`, and set
+    /// `no_new_privs`. Ambient capabilities survive the exec of an
+    /// ordinary binary by a non-root uid; nothing else does.
+    fn drop_to(&self) -> io::Result<()> {
+        let check = |rc: libc::c_int| {
+            if rc < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
+        // SAFETY (for the whole body): plain syscalls on integers and on
+        // stack values that outlive each call.
+        unsafe {
+            for cap in 0..=CAP_MAX {
+                if self.keep & (1 << cap) == 0
+                    && libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0
+                {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EINVAL) {
+                        return Err(e);
+                    }
+                }
+            }
+            check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))?;
+            check(libc::setgroups(0, std::ptr::null()))?;
+            check(libc::setresgid(self.uid, self.uid, self.uid))?;
+            check(libc::setresuid(self.uid, self.uid, self.uid))?;
+            let header = CapHeader {
+                version: CAP_VERSION_3,
+                pid: 0,
+            };
+            let half = |bits: u32| CapData {
+                effective: bits,
+                permitted: bits,
+                inheritable: bits,
+            };
+            let data = [half(self.keep as u32), half((self.keep >> 32) as u32)];
+            let rc = libc::syscall(libc::SYS_capset, &header, data.as_ptr());
+            check(if rc < 0 { -1 } else { 0 })?;
+            for cap in 0..=CAP_MAX {
+                if self.keep & (1 << cap) != 0 {
+                    check(libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE,
+                        cap,
+                        0,
+                        0,
+                    ))?;
+                }
+            }
+            check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+        }
+    }
+}
+
 /// Spawns `spec`'s process in its own process group. `as_root`: oxinit
 /// may switch uid and make mount namespaces.
 pub fn spawn(spec: &ServiceSpec, paths: &Paths, as_root: bool) -> Result<Spawned, SpawnError> {
@@ -93,7 +203,12 @@ pub fn spawn(spec: &ServiceSpec, paths: &Paths, as_root: bool) -> Result<Spawned
         .stderr(Stdio::piped())
         .process_group(0);
     if as_root && spec.user != nix::unistd::geteuid().as_raw() {
-        cmd.uid(spec.user).gid(spec.user);
+        let drop = Privileges::for_spec(spec)?;
+        // SAFETY: `Privileges::drop_to` makes only raw prctl, set*id and
+        // capset syscalls (async-signal-safe) on values copied before fork.
+        unsafe {
+            cmd.pre_exec(move || drop.drop_to());
+        }
     }
     let mut ready = None;
     if spec.ready == Ready::Fd {
@@ -204,5 +319,71 @@ mod tests {
         assert_eq!(err, "err\n");
         let pid = nix::unistd::Pid::from_raw(i32::try_from(s.pid).expect("pid"));
         let _ = nix::sys::wait::waitpid(pid, None);
+    }
+
+    #[test]
+    fn a_service_of_another_uid_keeps_only_its_capabilities() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("SKIP: switching uid needs root");
+            return;
+        }
+        let paths = Paths::new(Path::new("/tmp/oxinit-spawn-test"), "/bin".into());
+        let mut spec = ServiceSpec::new("t", "/bin/sh", Phase::Services);
+        spec.ready = Ready::Spawned;
+        spec.user = 7199;
+        spec.capabilities = vec!["CAP_NET_ADMIN".into(), "CAP_NET_RAW".into()];
+        spec.args = vec![
+            "-c".into(),
+            "grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status"
+                .into(),
+        ];
+        let s = spawn(&spec, &paths, true).expect("spawns");
+        let mut out = String::new();
+        std::fs::File::from(s.stdout)
+            .read_to_string(&mut out)
+            .expect("reads");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(s.pid).expect("pid"));
+        let _ = nix::sys::wait::waitpid(pid, None);
+        let fields: Vec<(String, String)> = out
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| {
+                (
+                    k.to_owned(),
+                    v.split_whitespace().collect::<Vec<_>>().join(" "),
+                )
+            })
+            .collect();
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("<missing>")
+        };
+        // CAP_NET_ADMIN is 12, CAP_NET_RAW 13.
+        let mask = "0000000000003000";
+        assert_eq!(get("Uid"), "7199 7199 7199 7199", "{out}");
+        assert_eq!(get("Gid"), "7199 7199 7199 7199", "{out}");
+        assert_eq!(get("Groups"), "", "{out}");
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(get(set), mask, "{set} in {out}");
+        }
+        assert_eq!(get("NoNewPrivs"), "1", "{out}");
+    }
+
+    #[test]
+    fn an_unknown_capability_is_an_error_before_fork() {
+        let paths = Paths::new(Path::new("/tmp/oxinit-spawn-test"), "/bin".into());
+        let mut spec = ServiceSpec::new("t", "/bin/true", Phase::Services);
+        spec.user = 7199;
+        spec.capabilities = vec!["CAP_FLY".into()];
+        let err = spawn(&spec, &paths, true)
+            .map(|s| s.pid)
+            .expect_err("refused");
+        assert!(
+            matches!(err, SpawnError::Capability(ref c) if c == "CAP_FLY"),
+            "{err}"
+        );
     }
 }
