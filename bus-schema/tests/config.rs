@@ -54,7 +54,9 @@ fn cookbook_is_valid_and_uses_every_secret() {
 
 #[test]
 fn cookbook_uses_every_section_and_field() {
-    // Every key the schema knows appears somewhere in the cookbook.
+    // Every key the schema knows appears somewhere in the cookbook, except
+    // the keys of PPPoE, which validation rejects as not supported yet.
+    const UNSUPPORTED: &[&str] = &["username", "password"];
     let cookbook = read(&repo().join("config/oxwrt.toml"));
     let schema = bus_schema::config::json_schema();
     let mut missing = Vec::new();
@@ -80,7 +82,7 @@ fn cookbook_uses_every_section_and_field() {
                     || l.starts_with(&format!("{key}."))
                     || l.contains(&format!(".{key}]"))
             });
-            if !used {
+            if !used && !UNSUPPORTED.contains(&key.as_str()) {
                 missing.push(key.clone());
             }
         }

@@ -165,6 +165,8 @@ pub enum WanMode {
         hostname: Option<String>,
         /// Option 60.
         vendor_class: Option<String>,
+        /// Release the lease when netd stops.
+        release: bool,
     },
     /// Static addressing.
     Static {

@@ -128,19 +128,21 @@ pub struct Network {
     pub ipv6: Option<String>,
     /// lan, simple: put this network on an 802.1Q VLAN of a parent device.
     pub vlan: Option<Vlan>,
-    /// wan: `dhcp`, `static` or `pppoe`.
+    /// wan: `dhcp` or `static` (`pppoe` is rejected: not supported yet).
     pub mode: Option<WanMode>,
     /// wan dhcp: host name sent to the DHCP server (option 12).
     pub hostname: Option<String>,
     /// wan dhcp: vendor class identifier sent to the DHCP server (option 60).
     pub vendor_class: Option<String>,
+    /// wan dhcp: send a DHCPRELEASE when netd stops, so the ISP frees the address at once (default false: keep it for the next start).
+    pub release: Option<bool>,
     /// wan static: default gateway.
     pub gateway: Option<String>,
     /// wan static: DNS servers.
     pub dns: Option<Vec<String>>,
-    /// wan pppoe: user name.
+    /// wan pppoe (not supported yet): user name.
     pub username: Option<String>,
-    /// wan pppoe: password, `{ secret = "NAME" }`.
+    /// wan pppoe (not supported yet): password, `{ secret = "NAME" }`.
     pub password: Option<SecretField>,
     /// MTU of the device (576–9216).
     pub mtu: Option<u32>,

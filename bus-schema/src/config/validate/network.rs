@@ -45,7 +45,7 @@ fn network(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<model::N
 
 /// The optional fields of a network and whether each is set (`name`,
 /// `kind`, `mtu` and `mac` apply to every kind).
-fn set_fields(n: &wire::Network) -> [(&'static str, bool); 14] {
+fn set_fields(n: &wire::Network) -> [(&'static str, bool); 15] {
     [
         ("bridge", n.bridge.is_some()),
         ("ports", !n.ports.is_empty()),
@@ -56,6 +56,7 @@ fn set_fields(n: &wire::Network) -> [(&'static str, bool); 14] {
         ("mode", n.mode.is_some()),
         ("hostname", n.hostname.is_some()),
         ("vendor_class", n.vendor_class.is_some()),
+        ("release", n.release.is_some()),
         ("gateway", n.gateway.is_some()),
         ("dns", n.dns.is_some()),
         ("username", n.username.is_some()),
@@ -75,7 +76,14 @@ fn applicable(n: &wire::Network) -> (&'static [&'static str], &'static str) {
         ),
         (K::Simple, _) => (&["device", "address", "ipv6", "vlan"], "simple networks"),
         (K::Wan, Some(M::Dhcp)) => (
-            &[WAN[0], WAN[1], WAN[2], "hostname", "vendor_class"],
+            &[
+                WAN[0],
+                WAN[1],
+                WAN[2],
+                "hostname",
+                "vendor_class",
+                "release",
+            ],
             "wan networks in dhcp mode",
         ),
         (K::Wan, Some(M::Static)) => (
@@ -94,6 +102,7 @@ fn applicable(n: &wire::Network) -> (&'static [&'static str], &'static str) {
                 "priority",
                 "hostname",
                 "vendor_class",
+                "release",
                 "address",
                 "gateway",
                 "dns",
@@ -212,6 +221,7 @@ fn wan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind>
             Some(WanMode::Dhcp {
                 hostname: hostname?,
                 vendor_class: n.vendor_class.clone(),
+                release: n.release.unwrap_or(false),
             })
         }
         wire::WanMode::Static => {
@@ -252,17 +262,19 @@ fn wan(ctx: &mut Ctx<'_>, path: &Path, n: &wire::Network) -> Option<NetworkKind>
             })
         }
         wire::WanMode::Pppoe => {
-            let ctxs = "wan networks in pppoe mode";
-            let username = ctx
-                .required(path, n.username.as_ref(), "username", ctxs)
-                .cloned();
-            let password = ctx
-                .required(path, n.password.as_ref(), "password", ctxs)
-                .and_then(|p| ctx.secret(&path.key("password"), p, |_| Ok(())));
-            Some(WanMode::Pppoe {
-                username: username?,
-                password: password?,
-            })
+            // The format keeps PPPoE (`username`, `password`) so that it
+            // stays stable, but netd has no PPPoE client yet: accepting
+            // it would leave the uplink silently down. A password written
+            // inline is still reported.
+            if let Some(p) = &n.password {
+                ctx.secret(&path.key("password"), p, |_| Ok(()));
+            }
+            ctx.err(
+                &path.key("mode"),
+                "mode \"pppoe\" is not supported yet (netd has no PPPoE client); \
+                 put the modem in bridge mode and use mode = \"dhcp\"",
+            );
+            return None;
         }
     };
     Some(NetworkKind::Wan(Wan {

@@ -20,8 +20,6 @@ pub enum WanMode {
     Dhcp,
     /// Fixed address.
     Static,
-    /// PPP over Ethernet.
-    Pppoe,
 }
 
 /// Answers; anything not given is asked for (or defaulted with `--non-interactive`).
@@ -57,12 +55,6 @@ pub struct Args {
     /// Static WAN gateway.
     #[arg(long)]
     pub wan_gateway: Option<String>,
-    /// PPPoE user name.
-    #[arg(long)]
-    pub pppoe_user: Option<String>,
-    /// PPPoE password (prefer the prompt: flags show in `ps`).
-    #[arg(long)]
-    pub pppoe_password: Option<String>,
     /// Wi-Fi SSID; empty for none [default: none].
     #[arg(long)]
     pub ssid: Option<String>,
@@ -133,13 +125,12 @@ fn render<R: BufRead>(args: &Args, a: &mut Asker<R>) -> anyhow::Result<(String, 
     let wan_device = a.ask(&args.wan_device, "WAN device", "eth0")?;
     let mode_default = match args.wan_mode {
         Some(WanMode::Static) => "static",
-        Some(WanMode::Pppoe) => "pppoe",
         Some(WanMode::Dhcp) | None => "dhcp",
     };
     let mode = if args.wan_mode.is_some() {
         mode_default.to_string()
     } else {
-        a.ask(&None, "WAN mode (dhcp, static, pppoe)", mode_default)?
+        a.ask(&None, "WAN mode (dhcp, static)", mode_default)?
     };
     let mut public = format!(
         "# Written by `oxctl wizard`. Every field: docs/config.md.\nversion = 1\n\n\
@@ -166,16 +157,8 @@ fn render<R: BufRead>(args: &Args, a: &mut Asker<R>) -> anyhow::Result<(String, 
             let gateway = a.ask(&args.wan_gateway, "WAN gateway", "")?;
             public += &format!("address = {}\ngateway = {}\n", q(&address), q(&gateway));
         }
-        "pppoe" => {
-            let user = a.ask(&args.pppoe_user, "PPPoE user name", "")?;
-            let pass = a.ask(&args.pppoe_password, "PPPoE password", "")?;
-            public += &format!(
-                "username = {}\npassword = {{ secret = \"pppoe_password\" }}\n",
-                q(&user)
-            );
-            secrets += &format!("pppoe_password = {}\n", q(&pass));
-        }
-        other => bail!("unknown WAN mode {other:?} (dhcp, static, pppoe)"),
+        "pppoe" => bail!("WAN mode \"pppoe\" is not supported yet (see docs/config.md)"),
+        other => bail!("unknown WAN mode {other:?} (dhcp, static)"),
     }
     public += "\n[[firewall.zones]]\nname = \"lan\"\nnetworks = [\"lan\"]\ninput = \"accept\"\nforward = \"accept\"\n\n\
                [[firewall.zones]]\nname = \"wan\"\nnetworks = [\"wan\"]\nmasquerade = true\nmss_clamping = true\n\n\
