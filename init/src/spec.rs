@@ -227,8 +227,40 @@ impl ServiceSpec {
 pub fn builtins(paths: &Paths) -> Vec<ServiceSpec> {
     let mut configd = ServiceSpec::new("configd", "configd", Phase::Config);
     configd.depends_on = vec!["bus".into()];
-    vec![crate::broker::spec(paths), configd]
+    let netd = daemon(
+        "netd",
+        &[
+            // rtnetlink: links, bridges, addresses, routes.
+            "CAP_NET_ADMIN",
+            // The DHCP client's socket: SO_BINDTODEVICE on the WAN device.
+            "CAP_NET_RAW",
+            // The DHCP client's socket: UDP port 68.
+            "CAP_NET_BIND_SERVICE",
+        ],
+    );
+    let fwd = daemon(
+        "fwd",
+        &[
+            // nf_tables netlink: its own table.
+            "CAP_NET_ADMIN",
+        ],
+    );
+    vec![crate::broker::spec(paths), configd, netd, fwd]
 }
+
+/// A config-consuming daemon: its binary of the same name, its uid from
+/// the bus policy table, started once configd is ready.
+fn daemon(name: &str, capabilities: &[&str]) -> ServiceSpec {
+    let mut spec = ServiceSpec::new(name, name, Phase::Services);
+    spec.user = bus_schema::bus::policy::by_service(name).map_or(NOBODY, |p| p.uid);
+    spec.capabilities = capabilities.iter().map(|c| c.to_string()).collect();
+    spec.depends_on = vec!["configd".into()];
+    spec
+}
+
+/// The uid of a daemon missing from the policy table (a bug caught by a
+/// test): one that can do nothing.
+const NOBODY: u32 = 65534;
 
 /// Parses an `--extra-services` document.
 pub fn parse_extra(text: &str, path: &std::path::Path) -> Result<Vec<ServiceSpec>, SpecError> {
@@ -302,7 +334,12 @@ max_crashes = 2
     #[test]
     fn extras_replace_append_and_without_drops() {
         let extra = parse_extra(EXTRA, Path::new("x.toml")).expect("parses");
-        let all = merge(builtins(&paths()), extra, &["bus".into()]).expect("merges");
+        let all = merge(
+            builtins(&paths()),
+            extra,
+            &["bus".into(), "netd".into(), "fwd".into()],
+        )
+        .expect("merges");
         let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["configd", "sleeper"]);
         assert_eq!(all[0].exec, Path::new("fake-configd"));
@@ -312,6 +349,24 @@ max_crashes = 2
         assert_eq!(all[0].respawn.window, Duration::from_secs(60));
         assert_eq!(all[1].ready, Ready::Fd);
         assert_eq!(all[1].phase, Phase::Services);
+    }
+
+    #[test]
+    fn builtin_daemons_run_as_their_policy_uid_with_their_capabilities() {
+        let all = builtins(&paths());
+        for (name, caps) in [
+            (
+                "netd",
+                &["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE"][..],
+            ),
+            ("fwd", &["CAP_NET_ADMIN"][..]),
+        ] {
+            let spec = all.iter().find(|s| s.name == name).expect("builtin");
+            let principal = bus_schema::bus::policy::by_service(name).expect("principal");
+            assert_eq!(spec.user, principal.uid);
+            assert_eq!(spec.capabilities, caps);
+            assert_eq!(spec.depends_on, ["configd"]);
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod info;
 pub mod isp;
 mod lab;
 pub mod netns;
+pub mod peer;
 pub mod plan;
 pub mod state;
 pub mod support;
@@ -27,6 +28,6 @@ pub mod wan;
 
 pub use exec::{ChildGuard, ExecError};
 pub use info::{Addresses, ControlInfo, LabInfo, Namespaces};
-pub use lab::{Boot, Lab, LabCheck, LabConfig, LabError};
+pub use lab::{Boot, LAB_CONFIG_DIR, Lab, LabCheck, LabConfig, LabError};
 pub use state::default_state_dir;
 pub use wait::{WaitError, wait_for, wait_until};

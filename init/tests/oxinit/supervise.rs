@@ -47,7 +47,15 @@ impl Router {
         let child = Command::new(env!("CARGO_BIN_EXE_oxinit"))
             .arg("--root")
             .arg(&root)
-            .args(["--without", "configd", "--extra-services"])
+            .args([
+                "--without",
+                "configd",
+                "--without",
+                "netd",
+                "--without",
+                "fwd",
+            ])
+            .arg("--extra-services")
             .arg(&file)
             .stdin(Stdio::null())
             .spawn()

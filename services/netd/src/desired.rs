@@ -67,9 +67,19 @@ pub struct Desired {
     pub routes: BTreeSet<RouteSpec>,
 }
 
-/// Metric of the default route of a static WAN, plus its priority, so the
+/// Metric of the default route of a WAN, plus its priority, so the
 /// preferred WAN wins.
 pub const WAN_METRIC_BASE: u32 = 100;
+
+/// What a WAN's client (DHCP) obtained: the address and default route
+/// netd puts on its device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uplink {
+    /// Address and prefix.
+    pub address: ipnet::Ipv4Net,
+    /// Default gateway, if the server gave one.
+    pub gateway: Option<std::net::Ipv4Addr>,
+}
 
 impl Desired {
     /// The state for these sections. DHCP and PPPoE WANs contribute their
@@ -151,6 +161,20 @@ impl Desired {
             });
         }
         d
+    }
+
+    /// Adds what a dynamic WAN obtained: its address, and its default
+    /// route with the WAN's metric.
+    pub fn add_uplink(&mut self, device: &str, priority: u32, uplink: &Uplink) {
+        self.address(device, IpNet::V4(uplink.address));
+        if let Some(gateway) = uplink.gateway {
+            self.routes.insert(RouteSpec {
+                destination: IpNet::V4(ipnet::Ipv4Net::default()),
+                gateway: Some(IpAddr::V4(gateway)),
+                device: Some(device.to_string()),
+                metric: WAN_METRIC_BASE + priority,
+            });
+        }
     }
 
     fn link(

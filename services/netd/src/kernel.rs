@@ -317,12 +317,15 @@ fn link_state(l: &LinkMessage, names: &BTreeMap<u32, String>) -> LinkState {
         mtu: 0,
         mac: None,
         up: l.header.flags.contains(LinkFlags::Up),
+        index: l.header.index,
+        oper: "unknown".to_string(),
     };
     let mut parent = None;
     let mut vlan_id = None;
     for a in &l.attributes {
         match a {
             LinkAttribute::Mtu(m) => state.mtu = *m,
+            LinkAttribute::OperState(o) => state.oper = format!("{o:?}").to_lowercase(),
             LinkAttribute::Address(bytes) => {
                 state.mac = <[u8; 6]>::try_from(bytes.as_slice())
                     .ok()

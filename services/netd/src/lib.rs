@@ -3,10 +3,23 @@
 //! differs and never what netd did not create ([`reconcile`]), and the thin
 //! rtnetlink layer that reads the kernel and carries the actions out
 //! ([`kernel`]). The deciding half is plain data in, actions out, so it is
-//! unit-tested without root. The daemon comes next.
+//! unit-tested without root.
+//!
+//! The daemon (`main.rs`) keeps its state in [`core`]: the config, what
+//! netd owns ([`persist`]ed under `$STATE/netd/`), the WAN leases from the
+//! DHCP clients ([`dhcp`], run by [`uplinks`]); it follows the kernel's
+//! link events ([`monitor`]) and publishes [`status`] on the bus
+//! ([`bus`], `org.oxwrt.Net1`).
 
 #![forbid(unsafe_code)]
 
+pub mod bus;
+pub mod core;
 pub mod desired;
+pub mod dhcp;
 pub mod kernel;
+pub mod monitor;
+pub mod persist;
 pub mod reconcile;
+pub mod status;
+pub mod uplinks;

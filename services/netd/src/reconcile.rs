@@ -38,6 +38,10 @@ pub struct LinkState {
     pub mac: Option<MacAddr>,
     /// Administratively up.
     pub up: bool,
+    /// Interface index.
+    pub index: u32,
+    /// Operational state, lower-case (`up`, `down`, `lowerlayerdown`, ...).
+    pub oper: String,
 }
 
 /// The kernel's state, as far as netd looks at it.

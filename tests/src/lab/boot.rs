@@ -121,6 +121,36 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Waits until the router's `wan0` holds an address from the ISP's
+    /// pool (netd's DHCP client leased it) and records it in the lab's
+    /// info.
+    pub fn wait_router_wan(&mut self, timeout: Duration) -> Result<String, LabError> {
+        let router = self.namespaces().router.clone();
+        let addr = crate::wait::wait_for(
+            "the router's WAN to get a lease",
+            Instant::now() + timeout,
+            || {
+                crate::netns::ipv4_addrs(&router, crate::plan::ROUTER_WAN_IF)
+                    .ok()?
+                    .into_iter()
+                    .find(|a| a.parse().is_ok_and(crate::plan::in_wan_pool))
+            },
+        )
+        .map_err(|source| LabError::Ready {
+            source,
+            log: self.dir().join("logs"),
+        })?;
+        self.info.addresses.router_wan = addr.clone();
+        self.save()?;
+        Ok(addr)
+    }
+}
+
+/// The lab's own config pair (the router's real devices: `wan0` by DHCP
+/// from the ISP, `lan0` in the LAN bridge), for labs that run the stack.
+pub const LAB_CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lab");
+
 fn install_default(to: &Path, from: &Path) -> Result<(), LabError> {
     if to.exists() {
         return Ok(());

@@ -103,20 +103,18 @@ impl Lab {
             netns::add_addr(ns, CLIENT_IF, &addr.to_string(), LAN_PREFIX)?;
             netns::default_route(ns, &ROUTER_LAN_ADDR.to_string())?;
         }
-        if self.static_router_lan {
-            // netd will own this address once it exists.
+        netns::sysctl(&plan.router, "net.ipv4.ip_forward", "1")?;
+        self.start_isp()?;
+        if self.manual_router {
             netns::add_addr(
                 &plan.router,
                 ROUTER_LAN_IF,
                 &ROUTER_LAN_ADDR.to_string(),
                 LAN_PREFIX,
             )?;
+            let router_wan = self.start_wan()?;
+            self.info.addresses.router_wan = router_wan;
         }
-        netns::sysctl(&plan.router, "net.ipv4.ip_forward", "1")?;
-
-        self.start_isp()?;
-        let router_wan = self.start_wan()?;
-        self.info.addresses.router_wan = router_wan;
         self.state.info = Some(self.info.clone());
         self.save()
     }

@@ -79,7 +79,7 @@ impl Lab {
         }
 
         let mut lan_pinged = Vec::new();
-        if self.static_router_lan {
+        if self.manual_router {
             for ns in &self.plan.lan {
                 self.wait_ping(ns, &ROUTER_LAN_ADDR.to_string())
                     .map_err(|e| fail(&format!("ping from {ns}"), e.to_string()))?;

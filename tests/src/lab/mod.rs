@@ -23,7 +23,7 @@ use crate::state::{self, State, StateError};
 use crate::support::{self, SupportError, Tools};
 use crate::wait::WaitError;
 
-pub use boot::Boot;
+pub use boot::{Boot, LAB_CONFIG_DIR};
 pub use check::LabCheck;
 
 /// Errors of bringing up, using and tearing down a lab.
@@ -108,9 +108,11 @@ pub struct LabConfig {
     /// A config file (or a directory of them) copied into the router's
     /// `etc/oxwrt`.
     pub config: Option<PathBuf>,
-    /// Give the router's `lan0` its address statically. netd will own this
-    /// address once it exists; then labs that run the stack turn this off.
-    pub static_router_lan: bool,
+    /// The lab sets the router up by hand: `lan0` gets its address and
+    /// dhclient leases `wan0`. Off when the oxwrt stack runs in the router
+    /// (netd owns both then; see [`Lab::boot`] and
+    /// [`Lab::wait_router_wan`]).
+    pub manual_router: bool,
     /// Where lab directories live; `None` means
     /// [`default_state_dir`](crate::default_state_dir).
     pub state_dir: Option<PathBuf>,
@@ -122,7 +124,7 @@ impl Default for LabConfig {
             name: None,
             lan_clients: 1,
             config: None,
-            static_router_lan: true,
+            manual_router: true,
             state_dir: None,
         }
     }
@@ -139,7 +141,7 @@ pub struct Lab {
     children: Vec<ChildGuard>,
     info: LabInfo,
     tools: Tools,
-    static_router_lan: bool,
+    manual_router: bool,
     spawned: usize,
     armed: bool,
 }
@@ -172,7 +174,7 @@ impl Lab {
             children: Vec::new(),
             info,
             tools,
-            static_router_lan: cfg.static_router_lan,
+            manual_router: cfg.manual_router,
             spawned: 0,
             armed: true,
         };

@@ -1,5 +1,7 @@
-//! The end-to-end tests, one binary: the lab harness itself, and the
-//! spine (oxinit, the broker, configd and test daemons) in a lab.
+//! The end-to-end tests, one binary: the lab harness itself, the spine
+//! (oxinit, the broker, configd and test daemons) in a lab, and the
+//! routed data path (the real netd and fwd) with traffic.
 
 mod lab;
+mod router;
 mod spine;

@@ -22,10 +22,10 @@ use oxwrt_lab::{Boot, ChildGuard, Lab, LabConfig, wait_for, wait_until};
 const LIMIT: Duration = Duration::from_secs(180);
 const WAIT: Duration = Duration::from_secs(30);
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A built binary of the workspace, beside this test's own directory.
-fn built(name: &str) -> Result<PathBuf, BoxError> {
+pub(crate) fn built(name: &str) -> Result<PathBuf, BoxError> {
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
@@ -107,9 +107,16 @@ impl Stack {
             ));
         }
         let bin_dir = oxinit.parent().ok_or("no bin dir")?.to_path_buf();
+        // The real daemons stay out unless a test daemon stands in for them.
+        let mut without: Vec<String> = without.iter().map(|s| s.to_string()).collect();
+        for real in ["netd", "fwd"] {
+            if !daemons.iter().any(|d| d.service == real) {
+                without.push(real.to_string());
+            }
+        }
         let guard = lab.boot(&Boot {
             extra_services: Some(services),
-            without: without.iter().map(|s| s.to_string()).collect(),
+            without,
             ..Boot::new(bin_dir)
         })?;
         let rt = tokio::runtime::Builder::new_current_thread()

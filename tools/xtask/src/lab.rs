@@ -10,7 +10,7 @@ use oxwrt_lab::plan::{
     CLIENT_IF, DNS_NAME, HTTP_PORT, LAN_PREFIX, Plan, ROUTER_LAN_IF, ROUTER_WAN_IF, SWITCH_BRIDGE,
     SWITCH_UPLINK, WAN_POOL_END, WAN_POOL_START, WAN_PREFIX,
 };
-use oxwrt_lab::{Boot, Lab, LabConfig, LabError, LabInfo};
+use oxwrt_lab::{Boot, LAB_CONFIG_DIR, Lab, LabConfig, LabError, LabInfo};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -35,7 +35,8 @@ struct Shape {
     /// Number of LAN clients.
     #[arg(long, default_value_t = 1)]
     clients: usize,
-    /// Config file (or directory) to copy into the router's etc/oxwrt.
+    /// Config file (or directory) to copy into the router's etc/oxwrt
+    /// [default: the lab's own pair in tests/lab/ when booting].
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Bring up the topology only, without booting oxinit in the router.
@@ -111,29 +112,41 @@ fn detached_up(args: UpArgs) -> Result<()> {
 /// (which the lab then stops at teardown).
 fn bring_up(name: Option<String>, shape: Shape) -> Result<Lab> {
     let boot = (!shape.no_boot).then(build_stack).transpose()?;
+    // With the stack, netd leases the WAN and owns the LAN address, and
+    // the router gets the lab's config pair unless told otherwise.
+    let config = match (&boot, shape.config) {
+        (_, Some(config)) => Some(config),
+        (Some(_), None) => Some(PathBuf::from(LAB_CONFIG_DIR)),
+        (None, None) => None,
+    };
     let mut lab = Lab::up(LabConfig {
         name,
         lan_clients: shape.clients,
-        config: shape.config,
+        config,
+        manual_router: boot.is_none(),
         ..LabConfig::default()
     })
     .map_err(explain)?;
     if let Some(boot) = &boot {
         let oxinit = lab.boot(boot)?;
         lab.adopt(oxinit);
+        lab.wait_router_wan(WAN_TIMEOUT)?;
     }
     Ok(lab)
 }
+
+/// How long netd may take to lease the WAN after boot.
+const WAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Builds the binaries oxinit starts, into the target directory this
 /// xtask binary runs from.
 fn build_stack() -> Result<Boot> {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("building oxinit and configd...");
+    eprintln!("building oxinit, configd, netd and fwd...");
     let status = std::process::Command::new(cargo)
         .args(["build", "--quiet", "--manifest-path", manifest])
-        .args(["-p", "oxinit", "-p", "configd"])
+        .args(["-p", "oxinit", "-p", "configd", "-p", "netd", "-p", "fwd"])
         .status()
         .context("cannot run cargo")?;
     anyhow::ensure!(status.success(), "cargo build failed ({status})");
@@ -186,7 +199,7 @@ fn print_topology(info: &LabInfo) {
     );
     println!("     |");
     println!(
-        "  router  {:<24} {ROUTER_WAN_IF} {} (DHCP from isp)   {ROUTER_LAN_IF} {}/{LAN_PREFIX}",
+        "  router  {:<24} {ROUTER_WAN_IF} {} (DHCP from isp)   {ROUTER_LAN_IF} (br-lan {}/{LAN_PREFIX} with netd)",
         ns.router, addr.router_wan, addr.router_lan
     );
     println!("     |");

@@ -12,6 +12,8 @@ fn nic(master: Option<&str>, up: bool) -> LinkState {
         mtu: 1500,
         mac: None,
         up,
+        index: 0,
+        oper: if up { "up" } else { "down" }.to_string(),
     }
 }
 

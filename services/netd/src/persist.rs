@@ -1,0 +1,71 @@
+//! netd's files under `$STATE/netd/`: written whole or not at all.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Writes `value` as JSON to `dir/name`: a temporary file beside it,
+/// fsync, rename over the old one, fsync the directory. Creates `dir`
+/// when it is missing.
+pub fn save_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    text.push(b'\n');
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    file.write_all(&text)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
+/// Reads `dir/name` as JSON. A missing file is `None`; an unreadable or
+/// corrupt one is `None` too, and is logged.
+pub fn load_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Option<T> {
+    let path = dir.join(name);
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!("read {}: {e}; ignoring it", path.display());
+            return None;
+        }
+    };
+    match serde_json::from_slice(&text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!("parse {}: {e}; ignoring it", path.display());
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_missing_and_corrupt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("netd");
+        assert_eq!(load_json::<Vec<u32>>(&sub, "x.json"), None);
+        save_json(&sub, "x.json", &vec![1u32, 2]).expect("save");
+        assert_eq!(load_json::<Vec<u32>>(&sub, "x.json"), Some(vec![1, 2]));
+        fs::write(sub.join("x.json"), "{").expect("write");
+        assert_eq!(load_json::<Vec<u32>>(&sub, "x.json"), None);
+        let leftovers: Vec<_> = fs::read_dir(&sub)
+            .expect("dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

@@ -1,0 +1,295 @@
+//! The routed data path, with the real stack in the router (oxinit,
+//! configd, netd, fwd) and the lab's own config (tests/lab/): traffic
+//! between the LAN clients and the ISP namespace, through netd's bridge,
+//! addresses, DHCP lease and routes and fwd's firewall and NAT. Every
+//! peer is a TCP server or client in a lab namespace.
+//!
+//! They need root; without it each test prints `SKIP: <reason>`.
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bus_schema::bus::{Config1Proxy, Firewall1Proxy, Init1Proxy, Net1Proxy, WanStatus};
+use oxwrt_lab::peer::{Conn, Server};
+use oxwrt_lab::plan::{ISP_ADDR, ROUTER_LAN_ADDR};
+use oxwrt_lab::testing::{self, Scope, TestResult};
+use oxwrt_lab::{Boot, LAB_CONFIG_DIR, Lab, LabConfig, wait_for};
+
+use crate::spine::{BoxError, built};
+
+const LIMIT: Duration = Duration::from_secs(240);
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A lab whose router runs the stack.
+struct Router {
+    lab: Lab,
+    rt: tokio::runtime::Runtime,
+    conn: zbus::Connection,
+    /// The router's WAN address (leased by netd).
+    wan: Ipv4Addr,
+}
+
+impl Router {
+    fn boot(scope: &Scope, lan_clients: usize) -> Result<Router, BoxError> {
+        let oxinit = built("oxinit")?;
+        for daemon in ["configd", "netd", "fwd"] {
+            built(daemon)?;
+        }
+        let mut lab = scope.up(LabConfig {
+            lan_clients,
+            config: Some(PathBuf::from(LAB_CONFIG_DIR)),
+            manual_router: false,
+            ..LabConfig::default()
+        })?;
+        let bin_dir = oxinit.parent().ok_or("no bin dir")?.to_path_buf();
+        let guard = lab.boot(&Boot::new(bin_dir))?;
+        lab.adopt(guard);
+        let wan = lab.wait_router_wan(WAIT)?.parse()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let address = bus_schema::bus::address_for(&lab.router_run());
+        let conn = rt.block_on(zbus::connection::Builder::address(address.as_str()).build())?;
+        let router = Router { lab, rt, conn, wan };
+        // fwd has rendered reflection for the leased address, and every
+        // client reaches the router's LAN address through netd's bridge.
+        let wan_text = router.wan.to_string();
+        wait_for(
+            "fwd to render the WAN address",
+            Instant::now() + WAIT,
+            || router.ruleset().ok().filter(|r| r.contains(&wan_text)),
+        )?;
+        for ns in &router.lab.namespaces().lan {
+            router.lab.wait_ping(ns, &ROUTER_LAN_ADDR.to_string())?;
+        }
+        Ok(router)
+    }
+
+    fn ns(&self) -> &oxwrt_lab::Namespaces {
+        self.lab.namespaces()
+    }
+
+    fn wan_addr(&self, port: u16) -> SocketAddr {
+        SocketAddr::from((self.wan, port))
+    }
+
+    fn ruleset(&self) -> Result<String, BoxError> {
+        let fw = self.rt.block_on(
+            Firewall1Proxy::builder(&self.conn)
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build(),
+        )?;
+        Ok(self.rt.block_on(fw.ruleset())?)
+    }
+
+    fn wan_status(&self) -> Result<Vec<WanStatus>, BoxError> {
+        let net = self.rt.block_on(
+            Net1Proxy::builder(&self.conn)
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build(),
+        )?;
+        Ok(self.rt.block_on(net.wan())?)
+    }
+
+    /// Replaces `from` by `to` in the router's `oxwrt.toml` (or appends
+    /// `to` when `from` is empty) and reloads through configd.
+    fn reload_with(&self, from: &str, to: &str) -> TestResult {
+        let path = self.lab.root().join("etc/oxwrt/oxwrt.toml");
+        let text = fs::read_to_string(&path)?;
+        let text = if from.is_empty() {
+            format!("{text}\n{to}\n")
+        } else {
+            assert!(text.contains(from), "{from:?} not in the config");
+            text.replacen(from, to, 1)
+        };
+        fs::write(&path, text)?;
+        let config = self.rt.block_on(Config1Proxy::new(&self.conn))?;
+        let report = self.rt.block_on(config.reload(false, 0, "test"))?;
+        assert!(!report.changed.is_empty(), "the edit changed nothing");
+        Ok(())
+    }
+
+    /// `ip -n <router> ARGS`.
+    fn ip(&self, args: &[&str]) -> Result<String, BoxError> {
+        let out = Command::new("ip")
+            .args(["-n", &self.ns().router])
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            return Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+}
+
+/// Lets the ISP namespace route to the LAN through the router, as a
+/// hostile neighbour on the WAN segment could.
+fn route_isp_to_lan(router: &Router) -> TestResult {
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            &router.ns().isp,
+            "route",
+            "add",
+            "192.168.1.0/24",
+            "via",
+        ])
+        .arg(router.wan.to_string())
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn lan_client(index: usize, port: u16) -> SocketAddr {
+    SocketAddr::from((oxwrt_lab::plan::Plan::lan_addr(index), port))
+}
+
+#[test]
+fn lan_reaches_the_wan_masqueraded_and_the_wan_gets_in_only_where_allowed() {
+    testing::run(LIMIT, |scope| {
+        let router = Router::boot(scope, 1)?;
+        let ns = router.ns().clone();
+
+        // netd's view on the bus: the WAN is up with the leased address.
+        let wan = router.wan_status()?;
+        assert_eq!(wan.len(), 1, "{wan:?}");
+        assert_eq!((wan[0].state.as_str(), wan[0].active), ("up", true));
+        assert!(
+            wan[0].address.starts_with(&router.wan.to_string()),
+            "{wan:?}"
+        );
+        assert_eq!(wan[0].gateway, ISP_ADDR.to_string());
+
+        // LAN -> WAN, masqueraded behind the router's WAN address.
+        let _internet = Server::start(&ns.isp, SocketAddr::from((ISP_ADDR, 9000)))?;
+        let mut long_lived = Conn::open(&ns.lan[0], SocketAddr::from((ISP_ADDR, 9000)))?;
+        assert_eq!(long_lived.seen_as, router.wan.to_string());
+        assert_eq!(long_lived.echo("hello")?, "hello");
+
+        // WAN -> LAN and WAN -> router: dropped.
+        route_isp_to_lan(&router)?;
+        let _lan_server = Server::start(&ns.lan[0], lan_client(0, 9001))?;
+        assert!(
+            Conn::open(&ns.isp, lan_client(0, 9001)).is_err(),
+            "the WAN side opened a connection to a LAN host"
+        );
+        let any = Ipv4Addr::UNSPECIFIED;
+        let _ssh = Server::start(&ns.router, SocketAddr::from((any, 2222)))?;
+        let _other = Server::start(&ns.router, SocketAddr::from((any, 2223)))?;
+        assert!(Conn::open(&ns.isp, router.wan_addr(2222)).is_err());
+        // The LAN zone accepts input.
+        assert!(Conn::open(&ns.lan[0], SocketAddr::from((ROUTER_LAN_ADDR, 2222))).is_ok());
+
+        // An input rule applied through configd opens exactly its port,
+        // and the established LAN -> WAN connection survives the apply.
+        router.reload_with(
+            "",
+            "[[firewall.rules]]\nname = \"wan-2222\"\nsrc = \"wan\"\nproto = [\"tcp\"]\n\
+             dest_port = [2222]\naction = \"accept\"\ncounter = true",
+        )?;
+        let opened = wait_for("the new rule to apply", Instant::now() + WAIT, || {
+            Conn::open(&ns.isp, router.wan_addr(2222)).ok()
+        })?;
+        assert_eq!(opened.seen_as, ISP_ADDR.to_string());
+        assert!(Conn::open(&ns.isp, router.wan_addr(2223)).is_err());
+        assert!(Conn::open(&ns.isp, lan_client(0, 9001)).is_err());
+        assert_eq!(long_lived.echo("still there")?, "still there");
+        Ok(())
+    });
+}
+
+#[test]
+fn port_forward_reflection_and_a_changed_forward_leave_other_connections_alone() {
+    testing::run(LIMIT, |scope| {
+        let router = Router::boot(scope, 2)?;
+        let ns = router.ns().clone();
+        // tests/lab/oxwrt.toml forwards WAN tcp/8080 to 192.168.1.10:8000.
+        let _web = Server::start(&ns.lan[0], lan_client(0, 8000))?;
+        let from_wan = Conn::open(&ns.isp, router.wan_addr(8080))?;
+        assert_eq!(
+            from_wan.seen_as,
+            ISP_ADDR.to_string(),
+            "DNAT keeps the source"
+        );
+        // Reflection: another LAN client uses the public address.
+        let mut hairpin = Conn::open(&ns.lan[1], router.wan_addr(8080))?;
+        assert_eq!(hairpin.echo("via the WAN address")?, "via the WAN address");
+
+        let _internet = Server::start(&ns.isp, SocketAddr::from((ISP_ADDR, 9000)))?;
+        let mut long_lived = Conn::open(&ns.lan[1], SocketAddr::from((ISP_ADDR, 9000)))?;
+
+        router.reload_with("external_port = 8080", "external_port = 8081")?;
+        wait_for("the moved forward to apply", Instant::now() + WAIT, || {
+            Conn::open(&ns.isp, router.wan_addr(8081)).ok()
+        })?;
+        assert!(
+            Conn::open(&ns.isp, router.wan_addr(8080)).is_err(),
+            "the old forward still works"
+        );
+        assert_eq!(long_lived.echo("unaffected")?, "unaffected");
+        Ok(())
+    });
+}
+
+#[test]
+fn restarting_netd_and_fwd_changes_nothing_in_the_kernel() {
+    testing::run(LIMIT, |scope| {
+        let mut router = Router::boot(scope, 1)?;
+        let ns = router.ns().clone();
+        let links_before = router.ip(&["-o", "link", "show"])?;
+        let addrs_before = router.ip(&["-o", "-4", "addr", "show"])?;
+        let routes_before = router.ip(&["route", "show"])?;
+        // Every change the kernel announces while both daemons restart.
+        let monitor = router
+            .lab
+            .spawn(&ns.router, &["ip", "monitor", "link", "address", "route"])?;
+        let init = router.rt.block_on(Init1Proxy::new(&router.conn))?;
+        for daemon in ["netd", "fwd"] {
+            let before = router
+                .rt
+                .block_on(init.list_services())?
+                .into_iter()
+                .find(|s| s.name == daemon)
+                .ok_or("no such service")?;
+            router.rt.block_on(init.restart(daemon))?;
+            wait_for(
+                &format!("{daemon} running again"),
+                Instant::now() + WAIT,
+                || {
+                    router
+                        .rt
+                        .block_on(init.list_services())
+                        .ok()?
+                        .into_iter()
+                        .find(|s| s.name == daemon && s.state == "running" && s.pid != before.pid)
+                },
+            )?;
+        }
+        // Converged again: netd republished the WAN.
+        wait_for("netd's WAN state", Instant::now() + WAIT, || {
+            router
+                .wan_status()
+                .ok()
+                .filter(|w| w.first().is_some_and(|w| w.state == "up"))
+        })?;
+        let log = monitor.log_path().to_owned();
+        drop(monitor);
+        let events = fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            !events.lines().any(|l| l.starts_with("Deleted")),
+            "the restart removed something:\n{events}"
+        );
+        assert_eq!(router.ip(&["-o", "link", "show"])?, links_before);
+        assert_eq!(router.ip(&["-o", "-4", "addr", "show"])?, addrs_before);
+        assert_eq!(router.ip(&["route", "show"])?, routes_before);
+        let _ = router.lab.wait_router_wan(WAIT)?;
+        Ok(())
+    });
+}
