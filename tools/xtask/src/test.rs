@@ -12,7 +12,8 @@ use clap::Args;
 /// Debian packages the tests run (real peers: dnsmasq, dhclient, udhcpc,
 /// dhcpcd, dig, nft, curl, busybox; busctl and dbus-send on the bus), the
 /// lab itself needs (ip, ss, sysctl, python3's http.server, setpriv) and
-/// the stack runs (dbus-daemon, the bus broker).
+/// the stack runs (dbus-daemon, the bus broker); fwd builds against
+/// libnftnl and libmnl (found through pkg-config).
 const PACKAGES: &[&str] = &[
     "iproute2",
     "procps",
@@ -29,6 +30,9 @@ const PACKAGES: &[&str] = &[
     "dbus-bin",
     "systemd",
     "util-linux",
+    "pkg-config",
+    "libmnl-dev",
+    "libnftnl-dev",
 ];
 
 #[derive(Debug, Args)]

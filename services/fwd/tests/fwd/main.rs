@@ -1,0 +1,50 @@
+//! fwd against a real kernel, each test in network namespaces of its own:
+//! the batch as `nft` lists it, no-op second applies, other tables left
+//! alone, the check path, counters, and real traffic through a router
+//! namespace. Needs root; otherwise each test prints `SKIP:`.
+
+mod apply;
+mod netns;
+mod traffic;
+
+use bus_schema::config::model::Config;
+use fwd::batch;
+use fwd::kernel::{Kernel, KernelError};
+use fwd::render::{self, Input, Rendered, WanAddress};
+
+use crate::netns::Netns;
+
+/// A validated config from TOML text.
+pub fn load(text: &str) -> Config {
+    let public = bus_schema::config::SourceFile::new("oxwrt.toml", text);
+    bus_schema::config::check_pair(
+        &public,
+        bus_schema::config::SecretsFile::Unchecked("oxwrt.secrets.toml"),
+    )
+    .unwrap_or_else(|e| panic!("invalid test config:\n{e}"))
+    .config
+}
+
+/// The firewall of `config` with these WAN addresses.
+pub fn render(config: &Config, wan: &[WanAddress]) -> Rendered {
+    render::render(&Input {
+        networks: &config.networks,
+        firewall: &config.firewall,
+        port_forwards: &config.port_forwards,
+        wan,
+        utc_offset: 0,
+    })
+    .expect("render")
+}
+
+/// Commits the ruleset in the namespace.
+pub fn commit(ns: &Netns, rendered: &Rendered) -> Result<(), KernelError> {
+    let batch = batch::replace(&rendered.ruleset).expect("batch");
+    ns.run(move || Kernel::open()?.commit(&batch))
+}
+
+/// Checks the ruleset in the namespace (never commits).
+pub fn check(ns: &Netns, rendered: &Rendered) -> Result<(), KernelError> {
+    let batch = batch::replace(&rendered.ruleset).expect("batch");
+    ns.run(move || Kernel::open()?.check(&batch))
+}
