@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 
+use super::action::{Action, Command, Destination, Input, Now, StateKind};
 use super::lease::{INFINITE, Lease};
 use super::packet::{self, Identity, Reply, ReplyKind, RequestFields};
 
@@ -34,108 +35,6 @@ const MAX_REQUESTS: u32 = 4;
 const MAX_REBOOT_REQUESTS: u32 = 3;
 /// While RENEWING or REBINDING, wait half the time left, at least this.
 const MIN_RENEW_RETRY: Duration = Duration::from_secs(60);
-/// A shorter lease is taken as this long, so that a broken or hostile
-/// server cannot make the client renew in a tight loop (udhcpc does the
-/// same).
-const MIN_LEASE: u32 = 60;
-/// A T1 or T2 shorter than this is replaced by the default.
-const MIN_TIMER: u32 = 10;
-
-/// The time now, as the caller's clocks read it: monotonic for timers,
-/// wall-clock (seconds since the Unix epoch) for stamping and judging
-/// leases that outlive the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Now {
-    /// Monotonic time.
-    pub at: Instant,
-    /// Wall-clock time, seconds since the Unix epoch.
-    pub unix: u64,
-}
-
-/// Something for the client to react to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input<'a> {
-    /// Begin, with the lease remembered from an earlier run (INIT-REBOOT
-    /// when it is still valid). Ignored unless the client is idle.
-    Start(Option<Lease>),
-    /// A datagram arrived on port 68.
-    Packet(&'a [u8]),
-    /// The time from [`Client::deadline`] has come.
-    Timer,
-    /// An operator's or netd's command.
-    Command(Command),
-}
-
-/// Commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Renew now (BOUND), retransmit now (RENEWING, REBINDING), or start
-    /// discovering now (idle, INIT, SELECTING).
-    Renew,
-    /// Release the lease to the server and go idle.
-    Release,
-    /// Go idle; release first when `release`, otherwise keep the persisted
-    /// lease for INIT-REBOOT.
-    Stop {
-        /// Release the lease first.
-        release: bool,
-    },
-}
-
-/// Where a datagram goes (always to the server port, 67).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
-    /// 255.255.255.255.
-    Broadcast,
-    /// One server.
-    Unicast(Ipv4Addr),
-}
-
-/// What the caller must do, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Send a datagram.
-    Send {
-        /// Where to.
-        to: Destination,
-        /// The DHCP message.
-        packet: Vec<u8>,
-    },
-    /// A new lease: configure it, replacing whatever this client had.
-    Bound(Lease),
-    /// The same address again, with new times (and options, which may
-    /// have changed).
-    Renewed(Lease),
-    /// The lease (a bound one, or the remembered one a restart tried to
-    /// reuse) is gone: the server refused it, it expired, or it was
-    /// released. Remove it.
-    Lost,
-    /// Write this lease to disk (for INIT-REBOOT after a restart).
-    Persist(Lease),
-    /// Remove the lease from disk.
-    Forget,
-}
-
-/// The RFC 2131 state, for logs and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateKind {
-    /// Not started, released or stopped.
-    Idle,
-    /// Waiting to send DISCOVER.
-    Init,
-    /// DISCOVER sent, waiting for an OFFER.
-    Selecting,
-    /// REQUEST sent for an OFFER, waiting for the ACK.
-    Requesting,
-    /// Holding a lease until T1.
-    Bound,
-    /// Asking the server that granted the lease to extend it.
-    Renewing,
-    /// Asking any server to extend it.
-    Rebinding,
-    /// REQUEST for the remembered address sent, waiting for the ACK.
-    Rebooting,
-}
 
 /// One request/reply transaction.
 #[derive(Debug, Clone, Copy)]
@@ -560,7 +459,7 @@ impl Client {
         before: Option<Ipv4Net>,
         out: &mut Vec<Action>,
     ) -> bool {
-        let Some(lease) = lease_of(now, ack) else {
+        let Some(lease) = Lease::from_ack(ack, now.unix) else {
             tracing::warn!("ignored an ACK without a usable address, server or lease time");
             return false;
         };
@@ -629,51 +528,6 @@ impl Client {
             Command::Stop { release: false } => self.state = State::Idle,
         }
     }
-}
-
-/// The lease an ACK grants, with T1 and T2 defaulted (1/2 and 7/8 of the
-/// lease) when the server sends none or nonsense.
-fn lease_of(now: Now, ack: &Reply) -> Option<Lease> {
-    let server = ack.server.filter(|s| packet::usable(*s))?;
-    if !packet::usable(ack.yiaddr) {
-        return None;
-    }
-    let prefix = ack
-        .prefix
-        .filter(|p| (1..=32).contains(p))
-        .unwrap_or_else(|| packet::classful_prefix(ack.yiaddr));
-    let address = Ipv4Net::new(ack.yiaddr, prefix).ok()?;
-    let lease_secs = ack.lease_secs?;
-    let (lease_secs, t1_secs, t2_secs) = if lease_secs == INFINITE {
-        (INFINITE, INFINITE, INFINITE)
-    } else {
-        let lease = lease_secs.max(MIN_LEASE);
-        let sane = |t: &u32| (MIN_TIMER..lease).contains(t);
-        let t2 = ack
-            .t2_secs
-            .filter(sane)
-            .unwrap_or((u64::from(lease) * 7 / 8) as u32);
-        let t1 = ack
-            .t1_secs
-            .filter(|t| sane(t) && *t <= t2)
-            .unwrap_or((lease / 2).min(t2));
-        (lease, t1, t2)
-    };
-    Some(Lease {
-        address,
-        router: ack.router.filter(|r| packet::usable(*r)),
-        dns: ack
-            .dns
-            .iter()
-            .copied()
-            .filter(|d| packet::usable(*d))
-            .collect(),
-        server,
-        lease_secs,
-        t1_secs,
-        t2_secs,
-        obtained: now.unix,
-    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use super::packet::{self, Reply};
+
 /// A lease as the server granted it. Times are whole seconds; `obtained`
 /// is wall-clock (seconds since the Unix epoch) so that a persisted lease
 /// can be judged after a restart.
@@ -37,6 +39,12 @@ pub struct Lease {
 
 /// The lease time that means "forever" (RFC 2131, 3.3).
 pub const INFINITE: u32 = u32::MAX;
+/// A shorter lease is taken as this long, so that a broken or hostile
+/// server cannot make the client renew in a tight loop (udhcpc does the
+/// same).
+const MIN_LEASE: u32 = 60;
+/// A T1 or T2 shorter than this is replaced by the default.
+const MIN_TIMER: u32 = 10;
 
 impl Lease {
     /// Whether the lease never expires.
@@ -54,6 +62,52 @@ impl Lease {
     /// clock, before NTP) counts as valid: the server has the last word.
     pub fn valid_at(&self, unix: u64) -> bool {
         self.expires().is_none_or(|end| unix < end)
+    }
+
+    /// The lease an ACK obtained at `obtained` grants, with T1 and T2
+    /// defaulted (1/2 and 7/8 of the lease) when the server sends none or
+    /// nonsense; `None` without a usable address, server or lease time.
+    pub(crate) fn from_ack(ack: &Reply, obtained: u64) -> Option<Lease> {
+        let server = ack.server.filter(|s| packet::usable(*s))?;
+        if !packet::usable(ack.yiaddr) {
+            return None;
+        }
+        let prefix = ack
+            .prefix
+            .filter(|p| (1..=32).contains(p))
+            .unwrap_or_else(|| packet::classful_prefix(ack.yiaddr));
+        let address = Ipv4Net::new(ack.yiaddr, prefix).ok()?;
+        let lease_secs = ack.lease_secs?;
+        let (lease_secs, t1_secs, t2_secs) = if lease_secs == INFINITE {
+            (INFINITE, INFINITE, INFINITE)
+        } else {
+            let lease = lease_secs.max(MIN_LEASE);
+            let sane = |t: &u32| (MIN_TIMER..lease).contains(t);
+            let t2 = ack
+                .t2_secs
+                .filter(sane)
+                .unwrap_or((u64::from(lease) * 7 / 8) as u32);
+            let t1 = ack
+                .t1_secs
+                .filter(|t| sane(t) && *t <= t2)
+                .unwrap_or((lease / 2).min(t2));
+            (lease, t1, t2)
+        };
+        Some(Lease {
+            address,
+            router: ack.router.filter(|r| packet::usable(*r)),
+            dns: ack
+                .dns
+                .iter()
+                .copied()
+                .filter(|d| packet::usable(*d))
+                .collect(),
+            server,
+            lease_secs,
+            t1_secs,
+            t2_secs,
+            obtained,
+        })
     }
 }
 

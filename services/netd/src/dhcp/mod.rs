@@ -7,13 +7,15 @@
 //! WAN device that reports [`DhcpEvent`]s. The client never configures the
 //! kernel; netd's core applies the leases it is told about.
 
+pub mod action;
 pub mod client;
 pub mod lease;
 pub mod packet;
 pub mod runner;
 pub mod socket;
 
-pub use client::{Action, Client, Command, Destination, Input, Now, StateKind};
+pub use action::{Action, Command, Destination, Input, Now, StateKind};
+pub use client::Client;
 pub use lease::{Lease, LeaseError};
 pub use packet::Identity;
 pub use runner::{ClientConfig, DhcpEvent, DhcpHandle, spawn, unix_now};

@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::client::{Action, Client, Command, Input, Now};
+use super::action::{Action, Command, Input, Now};
+use super::client::Client;
 use super::lease::{self, Lease};
 use super::packet::Identity;
 use super::socket::{DhcpSocket, SocketError, read_mac};

@@ -11,7 +11,7 @@ use rtnetlink::packet_route::link::LinkAttribute;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use super::client::Destination;
+use super::action::Destination;
 
 /// The DHCP server port.
 pub const SERVER_PORT: u16 = 67;
