@@ -171,6 +171,9 @@ async fn run(args: Args) -> anyhow::Result<u8> {
         if let Err(e) = pid1::set_hostname(&paths) {
             warn!("set hostname: {e}");
         }
+        for e in pid1::enable_forwarding() {
+            warn!("{e}");
+        }
     } else if let Err(e) = reaper::become_subreaper() {
         warn!("cannot become child subreaper: {e}");
     }

@@ -103,6 +103,27 @@ pub fn set_hostname(paths: &Paths) -> nix::Result<()> {
     nix::unistd::sethostname(hostname(paths))
 }
 
+/// The sysctls that make the machine a router: IPv4 and IPv6 forwarding.
+/// oxinit sets them as PID 1 because they are root-owned files that no
+/// daemon's uid may write (outside PID 1, whoever set up the network
+/// namespace decides, as the lab does).
+pub const FORWARDING: &[&str] = &[
+    "/proc/sys/net/ipv4/ip_forward",
+    "/proc/sys/net/ipv6/conf/all/forwarding",
+];
+
+/// Turns forwarding on; one message per sysctl that failed.
+pub fn enable_forwarding() -> Vec<String> {
+    FORWARDING
+        .iter()
+        .filter_map(|path| {
+            std::fs::write(path, "1")
+                .err()
+                .map(|e| format!("enable forwarding ({path}): {e}"))
+        })
+        .collect()
+}
+
 /// How PID 1 ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Final {

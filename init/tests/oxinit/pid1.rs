@@ -122,6 +122,15 @@ fn as_pid1_it_mounts_names_the_host_boots_and_reboots_on_sigterm() {
         Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
     wait("the hostname", || (hostname()? == "pid1-box").then_some(()));
+    // Forwarding is on in its (fresh) network namespace.
+    for sysctl in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
+        let out = Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-n", "cat"])
+            .arg(format!("/proc/sys/{sysctl}"))
+            .output()
+            .expect("nsenter");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "{sysctl}");
+    }
     let mounts = std::fs::read_to_string(format!("/proc/{pid}/mounts")).expect("mounts");
     for (fstype, target) in [
         ("proc", "/proc"),
