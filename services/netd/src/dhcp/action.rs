@@ -72,8 +72,9 @@ pub enum Action {
     /// have changed).
     Renewed(Lease),
     /// The lease (a bound one, or the remembered one a restart tried to
-    /// reuse) is gone: the server refused it, it expired, or it was
-    /// released. Remove it.
+    /// reuse) is gone: the server refused it, it expired (the remembered
+    /// one too, when no server confirmed it), or it was released. Remove
+    /// it.
     Lost,
     /// Write this lease to disk (for INIT-REBOOT after a restart).
     Persist(Lease),

@@ -104,6 +104,9 @@ pub struct Client {
     rng: Rng,
     /// NAKs since the last ACK: the second and later wait before DISCOVER.
     naks: u32,
+    /// When the remembered lease ends, after INIT-REBOOT got no answer:
+    /// netd keeps using it meanwhile (RFC 2131, 3.2), so its end is a loss.
+    unconfirmed: Option<Instant>,
 }
 
 fn after(now: Instant, d: Duration) -> Option<Instant> {
@@ -123,6 +126,7 @@ impl Client {
             state: State::Idle,
             rng: Rng(seed),
             naks: 0,
+            unconfirmed: None,
         }
     }
 
@@ -154,7 +158,7 @@ impl Client {
     /// commands matter now. Read it after every [`Client::handle`].
     pub fn deadline(&self) -> Option<Instant> {
         let earliest = |a: Option<Instant>, b: Instant| Some(a.map_or(b, |a| a.min(b)));
-        match &self.state {
+        let state = match &self.state {
             State::Idle => None,
             State::Init { at } => Some(*at),
             State::Selecting(ex) | State::Requesting { ex, .. } | State::Rebooting { ex, .. } => {
@@ -163,6 +167,10 @@ impl Client {
             State::Bound(held) => held.t1.or(held.t2).or(held.end),
             State::Renewing { held, ex } => earliest(held.t2.or(held.end), ex.retry),
             State::Rebinding { held, ex } => earliest(held.end, ex.retry),
+        };
+        match self.unconfirmed {
+            Some(end) => earliest(state, end),
+            None => state,
         }
     }
 
@@ -342,6 +350,12 @@ impl Client {
 
     fn timer(&mut self, now: Now, out: &mut Vec<Action>) {
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now.at);
+        if due(self.unconfirmed) {
+            tracing::warn!("the remembered lease ended unconfirmed");
+            self.unconfirmed = None;
+            out.push(Action::Lost);
+            out.push(Action::Forget);
+        }
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Init { at } if at <= now.at => self.discover(now, out),
             State::Selecting(ex) if ex.retry <= now.at => self.send_discover(now, ex, out),
@@ -354,8 +368,16 @@ impl Client {
                 offered,
                 server,
             } if ex.retry <= now.at => self.send_select(now, ex, offered, server, out),
-            State::Rebooting { ex, .. } if ex.retry <= now.at && ex.sent >= MAX_REBOOT_REQUESTS => {
+            State::Rebooting { ex, remembered }
+                if ex.retry <= now.at && ex.sent >= MAX_REBOOT_REQUESTS =>
+            {
                 tracing::info!("no answer for the remembered lease; discovering");
+                self.unconfirmed = remembered.expires().and_then(|end| {
+                    let left = end
+                        .saturating_sub(now.unix)
+                        .min(u64::from(remembered.lease_secs));
+                    after(now.at, Duration::from_secs(left))
+                });
                 self.discover(now, out)
             }
             State::Rebooting { ex, remembered } if ex.retry <= now.at => {
@@ -486,6 +508,7 @@ impl Client {
             out.push(Action::Bound(lease));
         }
         self.naks = 0;
+        self.unconfirmed = None;
         self.state = State::Bound(held);
         true
     }
@@ -522,10 +545,18 @@ impl Client {
                         out.push(Action::Lost);
                         out.push(Action::Forget);
                     }
+                    _ if self.unconfirmed.is_some() => {
+                        out.push(Action::Lost);
+                        out.push(Action::Forget);
+                    }
                     _ => {}
                 }
+                self.unconfirmed = None;
             }
-            Command::Stop { release: false } => self.state = State::Idle,
+            Command::Stop { release: false } => {
+                self.state = State::Idle;
+                self.unconfirmed = None;
+            }
         }
     }
 }
@@ -1072,6 +1103,56 @@ mod tests {
         let actions = rig.fire();
         assert_eq!(not_sends(&actions), vec![], "no answer is no refusal");
         assert_eq!(kind(&sent(&actions).1), MessageType::Discover);
+    }
+
+    #[test]
+    fn an_unconfirmed_remembered_lease_is_lost_when_it_ends() {
+        let remembered = Lease {
+            obtained: UNIX - 100,
+            ..sample()
+        };
+        // Obtained 100 s ago, 3600 s long: it ends at 3500 s, while the
+        // client is still discovering.
+        let mut rig = Rig::new();
+        rig.start(Some(remembered.clone()));
+        let mut fired = Vec::new();
+        while !fired.contains(&Action::Lost) {
+            assert!(rig.secs < 4000.0, "never lost");
+            fired = rig.fire();
+            if rig.secs < 3499.0 {
+                assert_eq!(not_sends(&fired), vec![], "at {}", rig.secs);
+            }
+        }
+        // Wall-clock seconds are whole: within a second of the end.
+        assert!((3500.0..3501.0).contains(&rig.secs), "{}", rig.secs);
+        assert_eq!(not_sends(&fired), vec![Action::Lost, Action::Forget]);
+        assert_eq!(
+            rig.client.state(),
+            StateKind::Selecting,
+            "still discovering"
+        );
+        // A lease bound meanwhile ends the watch.
+        let mut rig = Rig::new();
+        rig.start(Some(remembered.clone()));
+        let mut discover = Vec::new();
+        while rig.client.state() == StateKind::Rebooting {
+            discover = rig.fire();
+        }
+        assert!(rig.client.unconfirmed.is_some());
+        let (_, d) = sent(&discover);
+        let (_, r) = sent(&rig.packet(&offer(d.xid())));
+        rig.packet(&ack(r.xid(), OFFERED, &[]));
+        assert_eq!(rig.client.unconfirmed, None);
+        assert_eq!(rig.deadline(), Some(rig.secs + 500.0), "T1 only");
+        // Releasing while unconfirmed gives it up.
+        let mut rig = Rig::new();
+        rig.start(Some(remembered));
+        while rig.client.state() == StateKind::Rebooting {
+            rig.fire();
+        }
+        let actions = rig.command(Command::Release);
+        assert_eq!(not_sends(&actions), vec![Action::Lost, Action::Forget]);
+        assert_eq!(rig.client.deadline(), None);
     }
 
     #[test]
