@@ -238,6 +238,9 @@ impl Runner {
         for action in actions {
             let event = match action {
                 Action::Send { to, packet } => {
+                    if packet.is_empty() {
+                        continue;
+                    }
                     if let Err(e) = self.socket.send(to, &packet).await {
                         tracing::warn!(?to, "send: {e}");
                     }
