@@ -132,8 +132,19 @@ impl Kernel {
     }
 
     /// Applies a batch atomically: all of it or, on any error, nothing.
+    /// When the kernel's commit-time validation fails, it replays the
+    /// batch validating each rule, and every rule after the culprit fails
+    /// too: only the first error is the cause.
     pub fn commit(&mut self, batch: &Batch) -> Result<(), KernelError> {
-        self.talk(batch, &batch.bytes)
+        self.talk(batch, &batch.bytes).map_err(|e| match e {
+            KernelError::Refused(mut lines) if lines.len() > 1 => {
+                let more = lines.len() - 1;
+                lines.truncate(1);
+                lines.push(format!("(and {more} later messages, refused after it)"));
+                KernelError::Refused(lines)
+            }
+            e => e,
+        })
     }
 
     /// Has the kernel check every message of a batch, then abort it: the

@@ -12,6 +12,8 @@
 //! ([`wan`]) and serves `org.oxwrt.Firewall1` ([`bus`]).
 
 pub mod batch;
+pub mod bus;
+pub mod core;
 pub mod ir;
 pub mod kernel;
 pub mod lower;
@@ -19,3 +21,4 @@ pub mod netlink;
 pub mod nlexpr;
 pub mod render;
 pub mod text;
+pub mod wan;

@@ -48,3 +48,15 @@ pub fn check(ns: &Netns, rendered: &Rendered) -> Result<(), KernelError> {
     let batch = batch::replace(&rendered.ruleset).expect("batch");
     ns.run(move || Kernel::open()?.check(&batch))
 }
+
+/// fwd's sections of a config, as configd sends them.
+pub fn sections(config: &Config) -> fwd_sections::Sections {
+    let all = bus_schema::config::sections(config, false);
+    all.into_iter()
+        .filter(|(k, _)| ["networks", "firewall", "port_forwards"].contains(&k.as_str()))
+        .collect()
+}
+
+mod fwd_sections {
+    pub use bus_schema::config::Sections;
+}

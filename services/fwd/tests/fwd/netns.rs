@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A network namespace, deleted on drop.
+#[derive(Debug)]
 pub struct Netns(pub String);
 
 impl Netns {
