@@ -3,8 +3,7 @@
 //! atomically, so that a restarted client can try INIT-REBOOT with the
 //! address it had.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, File};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -133,13 +132,15 @@ pub enum LeaseError {
         /// Why.
         source: std::io::Error,
     },
-    /// Serializing the lease failed.
-    #[error("encode lease: {0}")]
-    Encode(#[source] serde_json::Error),
 }
 
 /// The lease file of `device` under `dir`: `dir/dhcp4-DEVICE.json`.
 pub fn lease_path(dir: &Path, device: &str) -> Result<PathBuf, LeaseError> {
+    Ok(dir.join(file_name(device)?))
+}
+
+/// `dhcp4-DEVICE.json`, for a device name that can be part of one.
+fn file_name(device: &str) -> Result<String, LeaseError> {
     let ok = !device.is_empty()
         && device != "."
         && device != ".."
@@ -148,58 +149,26 @@ pub fn lease_path(dir: &Path, device: &str) -> Result<PathBuf, LeaseError> {
     if !ok {
         return Err(LeaseError::BadDevice(device.to_string()));
     }
-    Ok(dir.join(format!("dhcp4-{device}.json")))
+    Ok(format!("dhcp4-{device}.json"))
 }
 
-/// Writes `lease` as `device`'s lease file: a temporary file beside it,
-/// fsync, rename over the old one, fsync the directory. Creates `dir`
-/// when it is missing.
+/// Writes `lease` as `device`'s lease file, whole or not at all
+/// ([`crate::persist::save_json`]).
 pub fn save(dir: &Path, device: &str, lease: &Lease) -> Result<(), LeaseError> {
-    let path = lease_path(dir, device)?;
-    let write = |source| LeaseError::Write {
-        path: path.clone(),
+    let name = file_name(device)?;
+    crate::persist::save_json(dir, &name, lease).map_err(|source| LeaseError::Write {
+        path: dir.join(&name),
         source,
-    };
-    let mut text = serde_json::to_vec_pretty(lease).map_err(LeaseError::Encode)?;
-    text.push(b'\n');
-    fs::create_dir_all(dir).map_err(write)?;
-    let tmp = dir.join(format!(".dhcp4-{device}.json.tmp"));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(write)?;
-    file.write_all(&text).map_err(write)?;
-    file.sync_all().map_err(write)?;
-    drop(file);
-    fs::rename(&tmp, &path).map_err(write)?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(write)?;
-    Ok(())
+    })
 }
 
 /// Reads `device`'s lease file. A missing file is no lease; an unreadable
 /// or corrupt one is no lease too, and is logged.
 pub fn load(dir: &Path, device: &str) -> Option<Lease> {
-    let path = match lease_path(dir, device) {
-        Ok(p) => p,
+    match file_name(device) {
+        Ok(name) => crate::persist::load_json(dir, &name),
         Err(e) => {
             tracing::warn!("{e}");
-            return None;
-        }
-    };
-    let text = match fs::read(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "read lease: {e}; starting without one");
-            return None;
-        }
-    };
-    match serde_json::from_slice(&text) {
-        Ok(lease) => Some(lease),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "corrupt lease: {e}; starting without one");
             None
         }
     }
