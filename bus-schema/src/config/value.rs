@@ -493,7 +493,7 @@ pub fn parse_ed25519_public(s: &str) -> Result<[u8; 32], String> {
 
 /// Decodes hex digits (even count, either case).
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
