@@ -44,7 +44,14 @@ fn the_batch_and_the_ruleset_text_mean_the_same_to_the_kernel() {
     );
     // Through fwd's batch.
     let ours = Netns::new();
+    let started = std::time::Instant::now();
     commit(&ours, &rendered).expect("commit");
+    let rules: usize = rendered.ruleset.chains.iter().map(|c| c.rules.len()).sum();
+    println!(
+        "cookbook: {} chains, {rules} rules, built and committed in {:?}",
+        rendered.ruleset.chains.len(),
+        started.elapsed()
+    );
     // Through nft, from the text fwd publishes as `Ruleset`.
     let theirs = Netns::new();
     let text = rendered.ruleset.to_string();
