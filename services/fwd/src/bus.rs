@@ -58,7 +58,10 @@ impl Firewall1 {
 }
 
 /// Publishes `stats`, signalling each property that changed. A failure
-/// is logged: the firewall is applied either way.
+/// is logged: the firewall is applied either way. Call it without holding
+/// the core's lock (`Counters()` holds this object while it waits for the
+/// core); stats older than the published ones are ignored, so two
+/// publishers racing cannot go back in time.
 pub async fn publish(conn: &zbus::Connection, stats: &Stats) {
     if let Err(e) = try_publish(conn, stats).await {
         tracing::warn!("publish on the bus: {e}");
@@ -71,6 +74,9 @@ async fn try_publish(conn: &zbus::Connection, stats: &Stats) -> zbus::Result<()>
         .interface::<_, Firewall1>(FIREWALL_PATH)
         .await?;
     let mut fw = iface.get_mut().await;
+    if stats.apply_count < fw.stats.apply_count {
+        return Ok(());
+    }
     let emitter = iface.signal_emitter();
     let old = std::mem::replace(&mut fw.stats, stats.clone());
     if old.ruleset != stats.ruleset {

@@ -31,12 +31,16 @@ impl Domain for Fwd {
     }
 
     async fn apply(&mut self, sections: &Sections) -> Result<(), String> {
-        let mut core = self.core.lock().await;
-        match core.apply(sections).map_err(|e| e.to_string())? {
+        let (outcome, stats) = {
+            let mut core = self.core.lock().await;
+            let outcome = core.apply(sections).map_err(|e| e.to_string())?;
+            (outcome, core.stats().clone())
+        };
+        match outcome {
             Outcome::Committed { micros } => {
                 tracing::info!(micros, "firewall committed");
                 if let Some(conn) = &self.conn {
-                    publish(conn, core.stats()).await;
+                    publish(conn, &stats).await;
                 }
             }
             Outcome::Unchanged => tracing::info!("firewall unchanged: nothing committed"),

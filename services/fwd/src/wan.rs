@@ -75,14 +75,22 @@ pub async fn follow(conn: zbus::Connection, core: Arc<Mutex<Core>>) {
         let open = settle(&mut rx, QUIET, MAX_DELAY).await;
         match fetch.wan().await {
             Ok(wan) => {
-                let mut core = core.lock().await;
-                match core.set_wan(&wan) {
-                    Ok(Outcome::Committed { micros }) => {
-                        tracing::info!(micros, "WAN changed: firewall re-applied");
-                        crate::bus::publish(&conn, core.stats()).await;
+                let committed = {
+                    let mut core = core.lock().await;
+                    match core.set_wan(&wan) {
+                        Ok(Outcome::Committed { micros }) => {
+                            tracing::info!(micros, "WAN changed: firewall re-applied");
+                            Some(core.stats().clone())
+                        }
+                        Ok(_) => None,
+                        Err(e) => {
+                            tracing::warn!("WAN changed, re-applying failed: {e}");
+                            None
+                        }
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("WAN changed, re-applying failed: {e}"),
+                };
+                if let Some(stats) = committed {
+                    crate::bus::publish(&conn, &stats).await;
                 }
             }
             // netd is not on the bus (yet): keep what is applied.

@@ -4,6 +4,7 @@
 //! namespace. Needs root; otherwise each test prints `SKIP:`.
 
 mod apply;
+mod bus;
 mod netns;
 mod traffic;
 
