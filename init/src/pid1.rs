@@ -112,15 +112,33 @@ pub const FORWARDING: &[&str] = &[
     "/proc/sys/net/ipv6/conf/all/forwarding",
 ];
 
-/// Turns forwarding on; one message per sysctl that failed.
+/// br_netfilter's switches, when the module is loaded: off, so that
+/// bridged IP does not pass the router's nftables hooks at the bridge
+/// layer (a port forward to a host behind the same bridge port would be
+/// bridged back out that port instead of routed).
+pub const BRIDGE_NETFILTER: &[&str] = &[
+    "/proc/sys/net/bridge/bridge-nf-call-iptables",
+    "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
+    "/proc/sys/net/bridge/bridge-nf-call-arptables",
+];
+
+/// Turns forwarding on and br_netfilter's switches off; one message per
+/// sysctl that failed (a missing br_netfilter switch is fine).
 pub fn enable_forwarding() -> Vec<String> {
+    let set = |path: &&str, value: &str| {
+        std::fs::write(path, value)
+            .err()
+            .map(|e| format!("set {path} to {value}: {e}"))
+    };
     FORWARDING
         .iter()
-        .filter_map(|path| {
-            std::fs::write(path, "1")
-                .err()
-                .map(|e| format!("enable forwarding ({path}): {e}"))
-        })
+        .filter_map(|p| set(p, "1"))
+        .chain(
+            BRIDGE_NETFILTER
+                .iter()
+                .filter(|p| std::path::Path::new(p).exists())
+                .filter_map(|p| set(p, "0")),
+        )
         .collect()
 }
 

@@ -234,6 +234,12 @@ pub fn sysctl(ns: &str, key: &str, value: &str) -> Result<(), NetnsError> {
         })
 }
 
+/// Whether sysctl `key` exists inside `ns` (`net.bridge.*` only with
+/// br_netfilter loaded).
+pub fn sysctl_exists(ns: &str, key: &str) -> bool {
+    exec::ns_exec_ok(ns, &["sysctl", "-n", key], IP_TIMEOUT).is_ok()
+}
+
 /// Whether something in `ns` listens on `addr:port` (`proto` is `tcp` or
 /// `udp`), according to `ss`.
 pub fn listening(ns: &str, proto: &str, addr: &str, port: u16) -> bool {

@@ -131,6 +131,17 @@ fn as_pid1_it_mounts_names_the_host_boots_and_reboots_on_sigterm() {
             .expect("nsenter");
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "{sysctl}");
     }
+    // br_netfilter's switches are off where the module exists.
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "sh", "-c"])
+        .arg("cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo absent")
+        .output()
+        .expect("nsenter");
+    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        value == "0" || value == "absent",
+        "bridge-nf-call-iptables {value}"
+    );
     let mounts = std::fs::read_to_string(format!("/proc/{pid}/mounts")).expect("mounts");
     for (fstype, target) in [
         ("proc", "/proc"),

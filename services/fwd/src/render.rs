@@ -15,7 +15,9 @@ mod tests;
 
 use std::net::Ipv4Addr;
 
-use bus_schema::config::model::{Action, Firewall, Network, PortForward, Zone};
+use bus_schema::config::model::{
+    Action, Firewall, Network, NetworkKind, PortForward, WanMode, Zone,
+};
 use ipnet::{IpNet, Ipv4Net};
 
 use crate::ir::{
@@ -326,6 +328,7 @@ fn input_chain(input: &Input<'_>, zones: &[(&Zone, Vec<&str>)]) -> Chain {
     }
     c.rules
         .extend(icmp_rules(ICMPV4_ESSENTIAL, ICMPV6_ESSENTIAL));
+    c.rules.extend(dhcp_client_rules(input.networks));
     for (zone, devices) in zones {
         for dev in devices {
             c.rules.push(Rule::new(
@@ -336,6 +339,29 @@ fn input_chain(input: &Input<'_>, zones: &[(&Zone, Vec<&str>)]) -> Chain {
     }
     finish(&mut c, d.input);
     c
+}
+
+/// The DHCP servers' answers on every DHCP WAN, whatever its zone's input
+/// policy: they go to the broadcast address (or to an address the client
+/// does not have yet), so conntrack never sees them as replies, and
+/// dropping them would leave the WAN without a lease.
+fn dhcp_client_rules(networks: &[Network]) -> Vec<Rule> {
+    networks
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NetworkKind::Wan(wan) if matches!(wan.mode, WanMode::Dhcp { .. }) => Some(Rule::new(
+                vec![
+                    Match::Iif(wan.device.clone()),
+                    Match::NfProto(Family::V4),
+                    Match::L4Proto(L4::Udp),
+                    Match::Sport(Ports { low: 67, high: 67 }),
+                    Match::Dport(Ports { low: 68, high: 68 }),
+                ],
+                Verdict::Accept,
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 fn output_chain(input: &Input<'_>, zones: &[(&Zone, Vec<&str>)]) -> Chain {
@@ -431,7 +457,7 @@ fn mangle_forward(zones: &[(&Zone, Vec<&str>)]) -> Chain {
 fn subnets(networks: &[Network]) -> Vec<(Ipv4Net, &str)> {
     networks
         .iter()
-        .filter(|n| !matches!(n.kind, bus_schema::config::model::NetworkKind::Wan(_)))
+        .filter(|n| !matches!(n.kind, NetworkKind::Wan(_)))
         .filter_map(|n| n.ipv4().map(|a| (a.trunc(), n.device())))
         .collect()
 }

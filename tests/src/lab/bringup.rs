@@ -104,6 +104,17 @@ impl Lab {
             netns::default_route(ns, &ROUTER_LAN_ADDR.to_string())?;
         }
         netns::sysctl(&plan.router, "net.ipv4.ip_forward", "1")?;
+        // Where the host has br_netfilter loaded, bridged IP would pass the
+        // router's nftables hooks at the bridge layer, and a port forward
+        // to a host behind the same bridge port would be bridged back out
+        // that port (and dropped) instead of routed. oxinit turns this off
+        // the same way on a real router.
+        for family in ["iptables", "ip6tables", "arptables"] {
+            let key = format!("net.bridge.bridge-nf-call-{family}");
+            if netns::sysctl_exists(&plan.router, &key) {
+                netns::sysctl(&plan.router, &key, "0")?;
+            }
+        }
         self.start_isp()?;
         if self.manual_router {
             netns::add_addr(

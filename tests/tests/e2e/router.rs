@@ -212,14 +212,16 @@ fn port_forward_reflection_and_a_changed_forward_leave_other_connections_alone()
         let ns = router.ns().clone();
         // tests/lab/oxwrt.toml forwards WAN tcp/8080 to 192.168.1.10:8000.
         let _web = Server::start(&ns.lan[0], lan_client(0, 8000))?;
-        let from_wan = Conn::open(&ns.isp, router.wan_addr(8080))?;
+        let from_wan = Conn::open(&ns.isp, router.wan_addr(8080))
+            .map_err(|e| format!("port forward from the WAN: {e}"))?;
         assert_eq!(
             from_wan.seen_as,
             ISP_ADDR.to_string(),
             "DNAT keeps the source"
         );
         // Reflection: another LAN client uses the public address.
-        let mut hairpin = Conn::open(&ns.lan[1], router.wan_addr(8080))?;
+        let mut hairpin = Conn::open(&ns.lan[1], router.wan_addr(8080))
+            .map_err(|e| format!("reflection from the LAN: {e}"))?;
         assert_eq!(hairpin.echo("via the WAN address")?, "via the WAN address");
 
         let _internet = Server::start(&ns.isp, SocketAddr::from((ISP_ADDR, 9000)))?;

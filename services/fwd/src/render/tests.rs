@@ -405,3 +405,21 @@ fn icmp_names_follow_nft() {
     assert_eq!(icmp_type("packet-too-big", false), None);
     assert_eq!(icmp_type("nd-neighbor-solicit", true), Some(135));
 }
+
+#[test]
+fn a_dhcp_wan_takes_its_servers_answers_whatever_its_zone_says() {
+    let c = cookbook();
+    let input = lines(&render_with(&c, &[]), "input");
+    // The cookbook's wan (eth0) is DHCP; wan2 (eth4) is static.
+    let rule = "iifname \"eth0\" meta nfproto ipv4 meta l4proto udp th sport 67 th dport 68 accept";
+    let at = input.iter().position(|l| l == rule);
+    let jump = input
+        .iter()
+        .position(|l| l == "iifname \"eth0\" jump input_wan");
+    assert!(at.is_some() && at < jump, "{input:#?}");
+    assert!(
+        !input
+            .iter()
+            .any(|l| l.contains("\"eth4\"") && l.contains("dport 68"))
+    );
+}
