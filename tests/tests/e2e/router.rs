@@ -167,6 +167,20 @@ fn lan_reaches_the_wan_masqueraded_and_the_wan_gets_in_only_where_allowed() {
         );
         assert_eq!(wan[0].gateway, ISP_ADDR.to_string());
 
+        // The LAN client fetches the ISP's web page; the ISP's HTTP server
+        // logs the router's WAN address as the client.
+        let page = Command::new("ip")
+            .args(["netns", "exec", &ns.lan[0], "curl", "-s", "-m", "5"])
+            .arg(oxwrt_lab::isp::page_url())
+            .output()?;
+        let page = String::from_utf8_lossy(&page.stdout);
+        assert!(page.contains("oxwrt-lab upstream OK"), "{page}");
+        let http_log = fs::read_to_string(router.lab.dir().join("logs/http.log"))?;
+        assert!(
+            http_log.contains(&format!("{} ", router.wan)),
+            "the ISP saw another address:\n{http_log}"
+        );
+
         // LAN -> WAN, masqueraded behind the router's WAN address.
         let _internet = Server::start(&ns.isp, SocketAddr::from((ISP_ADDR, 9000)))?;
         let mut long_lived = Conn::open(&ns.lan[0], SocketAddr::from((ISP_ADDR, 9000)))?;
