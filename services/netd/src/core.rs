@@ -43,9 +43,6 @@ pub struct Core {
     /// Leases of dynamic WANs, by device.
     leases: BTreeMap<String, Lease>,
     clients: Clients,
-    /// The last converge left something undone (a device missing): the
-    /// next link event tries again.
-    pending: bool,
     conn: Arc<OnceLock<zbus::Connection>>,
 }
 
@@ -65,7 +62,6 @@ impl Core {
             networks: Vec::new(),
             routes: Vec::new(),
             leases: BTreeMap::new(),
-            pending: false,
             conn,
         })
     }
@@ -147,7 +143,7 @@ impl Core {
     }
 
     /// Makes the kernel match the config and leases, touching only what
-    /// differs. A missing device is logged and retried on the next link
+    /// differs. A missing device is logged and set up on a later link
     /// event (hotplug); a failing kernel call is an error.
     pub async fn converge(&mut self) -> Result<(), String> {
         let observed = self.kernel.observe().await.map_err(|e| e.to_string())?;
@@ -159,7 +155,6 @@ impl Core {
         for p in &plan.problems {
             tracing::warn!("{p}");
         }
-        self.pending = !plan.problems.is_empty();
         if !plan.actions.is_empty() {
             tracing::info!(actions = ?plan.actions, "converging");
         }
@@ -196,12 +191,13 @@ impl Core {
         self.publish().await;
     }
 
-    /// A link or address changed in the kernel.
+    /// A link or address changed in the kernel: converge again (a device
+    /// that appeared is set up; an address or route of netd's that someone
+    /// removed comes back; nothing happens when nothing differs), then
+    /// publish.
     pub async fn on_kernel_change(&mut self) {
-        if self.pending {
-            if let Err(e) = self.converge().await {
-                tracing::warn!("{e}");
-            }
+        if let Err(e) = self.converge().await {
+            tracing::warn!("{e}");
         }
         self.publish().await;
     }

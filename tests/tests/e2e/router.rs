@@ -255,17 +255,25 @@ fn port_forward_reflection_and_a_changed_forward_leave_other_connections_alone()
 }
 
 #[test]
-fn restarting_netd_and_fwd_changes_nothing_in_the_kernel() {
+fn restarting_netd_and_fwd_changes_nothing_in_the_kernel_and_netd_repairs_its_own() {
     testing::run(LIMIT, |scope| {
         let mut router = Router::boot(scope, 1)?;
         let ns = router.ns().clone();
-        let links_before = router.ip(&["-o", "link", "show"])?;
-        let addrs_before = router.ip(&["-o", "-4", "addr", "show"])?;
         let routes_before = router.ip(&["route", "show"])?;
         // Every change the kernel announces while both daemons restart.
         let monitor = router
             .lab
             .spawn(&ns.router, &["ip", "monitor", "link", "address", "route"])?;
+        // The monitor listens once it reports a change made for it.
+        let log = monitor.log_path().to_owned();
+        router.ip(&["addr", "add", "127.0.0.2/8", "dev", "lo"])?;
+        wait_for("ip monitor to listen", Instant::now() + WAIT, || {
+            fs::read_to_string(&log)
+                .ok()
+                .filter(|l| l.contains("127.0.0.2"))
+        })?;
+        let links_before = router.ip(&["-o", "link", "show"])?;
+        let addrs_before = router.ip(&["-o", "-4", "addr", "show"])?;
         let init = router.rt.block_on(Init1Proxy::new(&router.conn))?;
         for daemon in ["netd", "fwd"] {
             let before = router
@@ -295,7 +303,6 @@ fn restarting_netd_and_fwd_changes_nothing_in_the_kernel() {
                 .ok()
                 .filter(|w| w.first().is_some_and(|w| w.state == "up"))
         })?;
-        let log = monitor.log_path().to_owned();
         drop(monitor);
         let events = fs::read_to_string(&log).unwrap_or_default();
         assert!(
@@ -305,7 +312,18 @@ fn restarting_netd_and_fwd_changes_nothing_in_the_kernel() {
         assert_eq!(router.ip(&["-o", "link", "show"])?, links_before);
         assert_eq!(router.ip(&["-o", "-4", "addr", "show"])?, addrs_before);
         assert_eq!(router.ip(&["route", "show"])?, routes_before);
-        let _ = router.lab.wait_router_wan(WAIT)?;
+        // What netd made comes back when someone removes it.
+        router.ip(&["addr", "del", "192.168.1.1/24", "dev", "br-lan"])?;
+        wait_for(
+            "netd to restore br-lan's address",
+            Instant::now() + WAIT,
+            || {
+                router
+                    .ip(&["-o", "-4", "addr", "show", "dev", "br-lan"])
+                    .ok()
+                    .filter(|a| a.contains("192.168.1.1/24"))
+            },
+        )?;
         Ok(())
     });
 }
