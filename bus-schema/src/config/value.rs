@@ -96,6 +96,44 @@ fn port(s: &str, whole: &str) -> Result<u16, String> {
     }
 }
 
+/// ICMP and ICMPv6 types by their nftables names, in the order the
+/// validator lists them: `(name, ICMP type, ICMPv6 type)`.
+pub const ICMP_TYPES: &[(&str, Option<u8>, Option<u8>)] = &[
+    ("echo-reply", Some(0), Some(129)),
+    ("destination-unreachable", Some(3), Some(1)),
+    ("source-quench", Some(4), None),
+    ("redirect", Some(5), None),
+    ("echo-request", Some(8), Some(128)),
+    ("router-advertisement", Some(9), None),
+    ("router-solicitation", Some(10), None),
+    ("time-exceeded", Some(11), Some(3)),
+    ("parameter-problem", Some(12), Some(4)),
+    ("timestamp-request", Some(13), None),
+    ("timestamp-reply", Some(14), None),
+    ("packet-too-big", None, Some(2)),
+    ("nd-neighbor-solicit", None, Some(135)),
+    ("nd-neighbor-advert", None, Some(136)),
+    ("nd-router-solicit", None, Some(133)),
+    ("nd-router-advert", None, Some(134)),
+    ("mld-listener-query", None, Some(130)),
+];
+
+/// The number of ICMP (`v6`: ICMPv6) type `name`, if that family has it.
+pub fn icmp_type(name: &str, v6: bool) -> Option<u8> {
+    ICMP_TYPES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .and_then(|(_, v4, v6_type)| if v6 { *v6_type } else { *v4 })
+}
+
+/// The nftables name of ICMP (`v6`: ICMPv6) type number `t`.
+pub fn icmp_name(t: u8, v6: bool) -> Option<&'static str> {
+    ICMP_TYPES
+        .iter()
+        .find(|(_, v4, v6_type)| (if v6 { *v6_type } else { *v4 }) == Some(t))
+        .map(|(n, _, _)| *n)
+}
+
 /// Checks an MTU (576–9216).
 pub fn parse_mtu(m: u32) -> Result<u16, String> {
     match u16::try_from(m) {

@@ -9,7 +9,6 @@
 //! `mangle_forward` clamps the MSS.
 
 mod rules;
-pub use rules::icmp_type;
 #[cfg(test)]
 mod tests;
 

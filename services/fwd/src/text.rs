@@ -108,29 +108,7 @@ fn addr(f: &mut Formatter<'_>, dir: &str, net: &IpNet) -> fmt::Result {
 }
 
 fn icmp_name(v6: bool, t: u8) -> String {
-    const NAMES: &[&str] = &[
-        "echo-reply",
-        "destination-unreachable",
-        "source-quench",
-        "redirect",
-        "echo-request",
-        "router-advertisement",
-        "router-solicitation",
-        "time-exceeded",
-        "parameter-problem",
-        "timestamp-request",
-        "timestamp-reply",
-        "packet-too-big",
-        "mld-listener-query",
-        "nd-router-solicit",
-        "nd-router-advert",
-        "nd-neighbor-solicit",
-        "nd-neighbor-advert",
-    ];
-    NAMES
-        .iter()
-        .find(|n| crate::render::icmp_type(n, v6) == Some(t))
-        .map_or_else(|| t.to_string(), |n| n.to_string())
+    bus_schema::config::value::icmp_name(t, v6).map_or_else(|| t.to_string(), str::to_string)
 }
 
 fn clock(secs: u32) -> String {

@@ -9,31 +9,10 @@ use super::{Ctx, Names, all, object_name};
 use crate::config::diag::Path;
 use crate::config::model::{self, Family, Proto};
 use crate::config::value::{
-    PortRange, host_address_problem, parse_ip_or_net, parse_ipv4_iface, parse_port_number,
-    parse_port_range, parse_rate, parse_schedule,
+    ICMP_TYPES, PortRange, host_address_problem, parse_ip_or_net, parse_ipv4_iface,
+    parse_port_number, parse_port_range, parse_rate, parse_schedule,
 };
 use crate::config::wire::{self, NetworkKind, PortSpec};
-
-/// ICMP type names accepted in rules (nftables spelling).
-pub const ICMP_TYPES: &[&str] = &[
-    "echo-reply",
-    "destination-unreachable",
-    "source-quench",
-    "redirect",
-    "echo-request",
-    "router-advertisement",
-    "router-solicitation",
-    "time-exceeded",
-    "parameter-problem",
-    "timestamp-request",
-    "timestamp-reply",
-    "packet-too-big",
-    "nd-neighbor-solicit",
-    "nd-neighbor-advert",
-    "nd-router-solicit",
-    "nd-router-advert",
-    "mld-listener-query",
-];
 
 pub(super) fn port(ctx: &mut Ctx<'_>, path: &Path, p: &PortSpec) -> Option<PortRange> {
     let r = match p {
@@ -220,10 +199,11 @@ fn rule(ctx: &mut Ctx<'_>, path: &Path, r: &wire::Rule, zones: &[&str]) -> Optio
     }
     let mut types_ok = true;
     for (i, t) in r.icmp_type.iter().enumerate() {
-        if !ICMP_TYPES.contains(&t.as_str()) {
+        if !ICMP_TYPES.iter().any(|(name, _, _)| name == t) {
+            let names: Vec<&str> = ICMP_TYPES.iter().map(|(name, _, _)| *name).collect();
             ctx.err(
                 &path.key("icmp_type").idx(i),
-                format!("unknown ICMP type {t:?} (types: {})", ICMP_TYPES.join(", ")),
+                format!("unknown ICMP type {t:?} (types: {})", names.join(", ")),
             );
             types_ok = false;
         }

@@ -31,39 +31,6 @@ fn l4(p: Proto) -> L4 {
     }
 }
 
-/// The number of an ICMP (`v6` false) or ICMPv6 type name, in nft's
-/// spelling; `None` when the name does not exist in that family.
-pub fn icmp_type(name: &str, v6: bool) -> Option<u8> {
-    const V4: &[(&str, u8)] = &[
-        ("echo-reply", 0),
-        ("destination-unreachable", 3),
-        ("source-quench", 4),
-        ("redirect", 5),
-        ("echo-request", 8),
-        ("router-advertisement", 9),
-        ("router-solicitation", 10),
-        ("time-exceeded", 11),
-        ("parameter-problem", 12),
-        ("timestamp-request", 13),
-        ("timestamp-reply", 14),
-    ];
-    const V6: &[(&str, u8)] = &[
-        ("destination-unreachable", 1),
-        ("packet-too-big", 2),
-        ("time-exceeded", 3),
-        ("parameter-problem", 4),
-        ("echo-request", 128),
-        ("echo-reply", 129),
-        ("mld-listener-query", 130),
-        ("nd-router-solicit", 133),
-        ("nd-router-advert", 134),
-        ("nd-neighbor-solicit", 135),
-        ("nd-neighbor-advert", 136),
-    ];
-    let table = if v6 { V6 } else { V4 };
-    table.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
-}
-
 /// The kernel's days (0 = Sunday) of a schedule, as runs `(low, high)`;
 /// empty when every day is in.
 pub(super) fn day_runs(s: &Schedule) -> Vec<(u8, u8)> {
@@ -189,7 +156,7 @@ pub(super) fn expand(
                 let icmp = match (ty, l4) {
                     (None, _) => None,
                     (Some(name), Some(p @ (L4::Icmp | L4::Icmpv6))) => {
-                        match icmp_type(name, p == L4::Icmpv6) {
+                        match bus_schema::config::value::icmp_type(name, p == L4::Icmpv6) {
                             Some(t) => Some((p, t)),
                             None => continue,
                         }

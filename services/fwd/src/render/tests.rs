@@ -1,7 +1,9 @@
 use bus_schema::config::model::Config;
 use bus_schema::config::value::Schedule;
 
-use super::rules::{day_runs, icmp_type};
+use bus_schema::config::value::icmp_type;
+
+use super::rules::day_runs;
 use super::*;
 use crate::ir::{HourWindow, Policy};
 
