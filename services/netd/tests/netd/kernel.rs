@@ -114,3 +114,69 @@ fn reconcile_builds_keeps_and_removes_only_its_own() {
     let routes = ns.ip(&["route", "show", "proto", &ROUTE_PROTOCOL.to_string()]);
     assert!(routes.trim().is_empty(), "{routes}");
 }
+
+#[test]
+fn a_vlan_sub_interface_is_made_on_its_parent_and_joins_the_bridge() {
+    if !crate::support::root_or_skip() {
+        return;
+    }
+    let ns = Netns::new();
+    ns.ip(&[
+        "link",
+        "add",
+        "trunk",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "trunk-peer",
+    ]);
+    // Probe 802.1q with ip itself, so a kernel without it skips with the
+    // reason rather than failing netd.
+    let probe = std::process::Command::new("ip")
+        .args([
+            "-n",
+            ns.name(),
+            "link",
+            "add",
+            "link",
+            "trunk",
+            "name",
+            "probe.9",
+        ])
+        .args(["type", "vlan", "id", "9"])
+        .output()
+        .expect("run ip");
+    if !probe.status.success() {
+        println!(
+            "SKIP: this kernel cannot make 802.1q VLANs: {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        );
+        return;
+    }
+    ns.ip(&["link", "del", "probe.9"]);
+    let mut d = Desired::default();
+    let link = |origin, master: Option<&str>| Link {
+        origin,
+        master: master.map(str::to_string),
+        mtu: None,
+        mac: None,
+    };
+    d.links.insert("br-v".into(), link(Origin::Bridge, None));
+    d.links.insert("trunk".into(), link(Origin::Existing, None));
+    let vlan = netd::desired::VlanOf {
+        parent: "trunk".into(),
+        id: 10,
+    };
+    d.links
+        .insert("trunk.10".into(), link(Origin::Vlan(vlan), Some("br-v")));
+    let (done, owned) = pass(&ns, d.clone(), Owned::default());
+    assert!(done > 0);
+    let l = ns.ip(&["-d", "link", "show", "trunk.10"]);
+    assert!(
+        l.contains("vlan protocol 802.1Q id 10") && l.contains("master br-v"),
+        "{l}"
+    );
+    let (done, _) = pass(&ns, d, owned);
+    assert_eq!(done, 0, "a second pass changed the kernel");
+}
