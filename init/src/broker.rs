@@ -41,6 +41,7 @@ pub fn spec(paths: &Paths) -> ServiceSpec {
         ..Respawn::default()
     };
     s.passwd_overlay = true;
+    s.privileged = true;
     s
 }
 

@@ -78,11 +78,12 @@ pub fn service_env(spec: &ServiceSpec, paths: &Paths) -> Vec<(String, String)> {
     env
 }
 
-/// What a service keeps when oxinit switches it to its own uid: the uid
-/// and gid, and the capabilities of its spec as a bit mask. Everything
-/// else goes: every other capability leaves the bounding set, and
-/// `no_new_privs` is set, so neither setuid binaries nor file
-/// capabilities can give any back.
+/// What a service keeps when oxinit starts it: its uid and gid, and the
+/// capabilities of its spec as a bit mask. Everything else goes: every
+/// other capability leaves the bounding set, and `no_new_privs` is set, so
+/// neither setuid binaries nor file capabilities can give any back. A
+/// root service without capabilities is root by uid only: it owns
+/// root's files but holds no capability.
 #[derive(Debug, Clone, Copy)]
 struct Privileges {
     uid: u32,
@@ -202,7 +203,7 @@ pub fn spawn(spec: &ServiceSpec, paths: &Paths, as_root: bool) -> Result<Spawned
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if as_root && spec.user != nix::unistd::geteuid().as_raw() {
+    if as_root && !spec.privileged {
         let drop = Privileges::for_spec(spec)?;
         // SAFETY: `Privileges::drop_to` makes only raw prctl, set*id and
         // capset syscalls (async-signal-safe) on values copied before fork.
@@ -370,6 +371,40 @@ mod tests {
             assert_eq!(get(set), mask, "{set} in {out}");
         }
         assert_eq!(get("NoNewPrivs"), "1", "{out}");
+    }
+
+    #[test]
+    fn a_root_service_without_capabilities_holds_none() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("SKIP: needs root");
+            return;
+        }
+        let paths = Paths::new(Path::new("/tmp/oxinit-spawn-test"), "/bin".into());
+        let mut spec = ServiceSpec::new("t", "/bin/sh", Phase::Services);
+        spec.ready = Ready::Spawned;
+        spec.args = vec![
+            "-c".into(),
+            "grep -E '^(Uid|CapEff|CapBnd|CapPrm|NoNewPrivs):' /proc/self/status".into(),
+        ];
+        let s = spawn(&spec, &paths, true).expect("spawns");
+        let mut out = String::new();
+        std::fs::File::from(s.stdout)
+            .read_to_string(&mut out)
+            .expect("reads");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(s.pid).expect("pid"));
+        let _ = nix::sys::wait::waitpid(pid, None);
+        let squashed: Vec<String> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert!(squashed.contains(&"Uid: 0 0 0 0".to_string()), "{out}");
+        for set in ["CapPrm", "CapEff", "CapBnd"] {
+            assert!(
+                squashed.contains(&format!("{set}: 0000000000000000")),
+                "{out}"
+            );
+        }
+        assert!(squashed.contains(&"NoNewPrivs: 1".to_string()), "{out}");
     }
 
     #[test]

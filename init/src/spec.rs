@@ -106,6 +106,11 @@ pub struct ServiceSpec {
     /// Run it in a private mount namespace that sees `$RUN/passwd` as
     /// `/etc/passwd` (only the broker; see `broker.rs`).
     pub passwd_overlay: bool,
+    /// Keep root's capabilities and skip `no_new_privs` (only the broker
+    /// for now: Debian's dbus-daemon, started through a mount namespace).
+    /// Every other service, root ones included, keeps exactly
+    /// `capabilities`.
+    pub privileged: bool,
 }
 
 /// Errors of loading an `--extra-services` file.
@@ -219,6 +224,7 @@ impl ServiceSpec {
             term_timeout: Duration::from_secs(5),
             phase,
             passwd_overlay: false,
+            privileged: false,
         }
     }
 }

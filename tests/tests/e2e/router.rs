@@ -327,3 +327,48 @@ fn restarting_netd_and_fwd_changes_nothing_in_the_kernel_and_netd_repairs_its_ow
         Ok(())
     });
 }
+
+#[test]
+fn each_daemon_runs_as_its_uid_with_only_its_capabilities() {
+    testing::run(LIMIT, |scope| {
+        let router = Router::boot(scope, 1)?;
+        let init = router.rt.block_on(Init1Proxy::new(&router.conn))?;
+        let services = router.rt.block_on(init.list_services())?;
+        // uid and the CapPrm/CapEff/CapBnd/CapAmb mask: CAP_NET_BIND_SERVICE
+        // is bit 10, CAP_NET_ADMIN 12, CAP_NET_RAW 13.
+        for (name, uid, caps) in [
+            ("configd", 0, 0u64),
+            ("netd", 7101, 1 << 10 | 1 << 12 | 1 << 13),
+            ("fwd", 7102, 1 << 12),
+        ] {
+            let pid = services
+                .iter()
+                .find(|s| s.name == name && s.state == "running")
+                .map(|s| s.pid)
+                .ok_or_else(|| format!("{name} is not running"))?;
+            let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+            let field = |key: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(|v| v.split_whitespace().collect::<Vec<_>>())
+                    .unwrap_or_default()
+            };
+            assert_eq!(field("Uid:"), vec![uid.to_string(); 4], "{name}");
+            assert_eq!(field("NoNewPrivs:"), ["1"], "{name}");
+            for set in ["CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+                let have = field(set)
+                    .first()
+                    .and_then(|v| u64::from_str_radix(v, 16).ok())
+                    .ok_or_else(|| format!("{name}: no {set}"))?;
+                let expect = if uid == 0 && set == "CapAmb:" {
+                    0
+                } else {
+                    caps
+                };
+                assert_eq!(have, expect, "{name} {set} {have:#x}");
+            }
+        }
+        Ok(())
+    });
+}
