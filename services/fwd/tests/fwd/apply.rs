@@ -8,7 +8,7 @@ use fwd::kernel::{Kernel, KernelError};
 use fwd::render::WanAddress;
 
 use crate::netns::{Netns, require_root};
-use crate::{check, commit, load, render, sections};
+use crate::{COUNTED, check, commit, load, render, sections};
 
 const COOKBOOK: &str = include_str!("../../../../config/oxwrt.toml");
 
@@ -76,29 +76,6 @@ fn router_and_peer() -> (Netns, Netns) {
     peer.ip(&["addr", "add", "10.9.0.2/24", "dev", "p0"]);
     (router, peer)
 }
-
-const COUNTED: &str = r#"
-version = 1
-[[networks]]
-name = "wan"
-kind = "wan"
-device = "w0"
-mode = "static"
-address = "10.9.0.1/24"
-gateway = "10.9.0.254"
-
-[[firewall.zones]]
-name = "wan"
-networks = ["wan"]
-
-[[firewall.rules]]
-name = "count-udp"
-src = "wan"
-proto = ["udp"]
-dest_port = [9999]
-counter = true
-action = "accept"
-"#;
 
 fn send_udp(peer: &Netns, n: usize) {
     peer.run(move || {

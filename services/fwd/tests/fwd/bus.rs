@@ -15,7 +15,7 @@ use fwd::core::Core;
 use tokio::sync::Mutex;
 
 use crate::netns::{Netns, require_root};
-use crate::{load, sections};
+use crate::{COUNTED, load, sections};
 
 /// A private dbus-daemon, killed on drop.
 struct Bus {
@@ -49,29 +49,6 @@ impl Drop for Bus {
     }
 }
 
-const CONFIG: &str = r#"
-version = 1
-[[networks]]
-name = "wan"
-kind = "wan"
-device = "w0"
-mode = "static"
-address = "10.9.0.1/24"
-gateway = "10.9.0.254"
-
-[[firewall.zones]]
-name = "wan"
-networks = ["wan"]
-
-[[firewall.rules]]
-name = "count-udp"
-src = "wan"
-proto = ["udp"]
-dest_port = [9999]
-counter = true
-action = "accept"
-"#;
-
 #[test]
 fn firewall1_publishes_commits_and_reads_counters() {
     require_root!();
@@ -83,8 +60,8 @@ fn firewall1_publishes_commits_and_reads_counters() {
     router.veth("w0", &peer, "p0");
     router.ip(&["addr", "add", "10.9.0.1/24", "dev", "w0"]);
     peer.ip(&["addr", "add", "10.9.0.2/24", "dev", "p0"]);
-    let first = sections(&load(CONFIG));
-    let second = sections(&load(&CONFIG.replace("9999", "9998")));
+    let first = sections(&load(COUNTED));
+    let second = sections(&load(&COUNTED.replace("9999", "9998")));
     // The core's socket is made in the router namespace on first use.
     let core = router.run(move || {
         let mut core = Core::new();

@@ -16,6 +16,30 @@ use fwd::render::{self, Input, Rendered, WanAddress};
 use crate::netns::Netns;
 
 /// A validated config from TOML text.
+/// A static WAN on `w0` with one counted rule (udp 9999 accepted).
+pub const COUNTED: &str = r#"
+version = 1
+[[networks]]
+name = "wan"
+kind = "wan"
+device = "w0"
+mode = "static"
+address = "10.9.0.1/24"
+gateway = "10.9.0.254"
+
+[[firewall.zones]]
+name = "wan"
+networks = ["wan"]
+
+[[firewall.rules]]
+name = "count-udp"
+src = "wan"
+proto = ["udp"]
+dest_port = [9999]
+counter = true
+action = "accept"
+"#;
+
 pub fn load(text: &str) -> Config {
     let public = bus_schema::config::SourceFile::new("oxwrt.toml", text);
     bus_schema::config::check_pair(
