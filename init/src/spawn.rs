@@ -322,22 +322,13 @@ mod tests {
         let _ = nix::sys::wait::waitpid(pid, None);
     }
 
-    #[test]
-    fn a_service_of_another_uid_keeps_only_its_capabilities() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("SKIP: switching uid needs root");
-            return;
-        }
+    /// Runs `spec` (as root) with a shell that prints its own credentials;
+    /// the `/proc/self/status` fields by name, whitespace squashed.
+    fn credentials(mut spec: ServiceSpec) -> std::collections::BTreeMap<String, String> {
         let paths = Paths::new(Path::new("/tmp/oxinit-spawn-test"), "/bin".into());
-        let mut spec = ServiceSpec::new("t", "/bin/sh", Phase::Services);
+        spec.exec = "/bin/sh".into();
         spec.ready = Ready::Spawned;
-        spec.user = 7199;
-        spec.capabilities = vec!["CAP_NET_ADMIN".into(), "CAP_NET_RAW".into()];
-        spec.args = vec![
-            "-c".into(),
-            "grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status"
-                .into(),
-        ];
+        spec.args = vec!["-c".into(), "cat /proc/self/status".into()];
         let s = spawn(&spec, &paths, true).expect("spawns");
         let mut out = String::new();
         std::fs::File::from(s.stdout)
@@ -345,8 +336,7 @@ mod tests {
             .expect("reads");
         let pid = nix::unistd::Pid::from_raw(i32::try_from(s.pid).expect("pid"));
         let _ = nix::sys::wait::waitpid(pid, None);
-        let fields: Vec<(String, String)> = out
-            .lines()
+        out.lines()
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| {
                 (
@@ -354,23 +344,29 @@ mod tests {
                     v.split_whitespace().collect::<Vec<_>>().join(" "),
                 )
             })
-            .collect();
-        let get = |k: &str| {
-            fields
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("<missing>")
-        };
-        // CAP_NET_ADMIN is 12, CAP_NET_RAW 13.
-        let mask = "0000000000003000";
-        assert_eq!(get("Uid"), "7199 7199 7199 7199", "{out}");
-        assert_eq!(get("Gid"), "7199 7199 7199 7199", "{out}");
-        assert_eq!(get("Groups"), "", "{out}");
-        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-            assert_eq!(get(set), mask, "{set} in {out}");
+            .collect()
+    }
+
+    const CAP_SETS: [&str; 5] = ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"];
+
+    #[test]
+    fn a_service_of_another_uid_keeps_only_its_capabilities() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("SKIP: switching uid needs root");
+            return;
         }
-        assert_eq!(get("NoNewPrivs"), "1", "{out}");
+        let mut spec = ServiceSpec::new("t", "/bin/sh", Phase::Services);
+        spec.user = 7199;
+        spec.capabilities = vec!["CAP_NET_ADMIN".into(), "CAP_NET_RAW".into()];
+        let c = credentials(spec);
+        assert_eq!(c["Uid"], "7199 7199 7199 7199", "{c:?}");
+        assert_eq!(c["Gid"], "7199 7199 7199 7199", "{c:?}");
+        assert_eq!(c["Groups"], "", "{c:?}");
+        // CAP_NET_ADMIN is 12, CAP_NET_RAW 13.
+        for set in CAP_SETS {
+            assert_eq!(c[set], "0000000000003000", "{set} in {c:?}");
+        }
+        assert_eq!(c["NoNewPrivs"], "1", "{c:?}");
     }
 
     #[test]
@@ -379,32 +375,12 @@ mod tests {
             println!("SKIP: needs root");
             return;
         }
-        let paths = Paths::new(Path::new("/tmp/oxinit-spawn-test"), "/bin".into());
-        let mut spec = ServiceSpec::new("t", "/bin/sh", Phase::Services);
-        spec.ready = Ready::Spawned;
-        spec.args = vec![
-            "-c".into(),
-            "grep -E '^(Uid|CapEff|CapBnd|CapPrm|NoNewPrivs):' /proc/self/status".into(),
-        ];
-        let s = spawn(&spec, &paths, true).expect("spawns");
-        let mut out = String::new();
-        std::fs::File::from(s.stdout)
-            .read_to_string(&mut out)
-            .expect("reads");
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(s.pid).expect("pid"));
-        let _ = nix::sys::wait::waitpid(pid, None);
-        let squashed: Vec<String> = out
-            .lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect();
-        assert!(squashed.contains(&"Uid: 0 0 0 0".to_string()), "{out}");
-        for set in ["CapPrm", "CapEff", "CapBnd"] {
-            assert!(
-                squashed.contains(&format!("{set}: 0000000000000000")),
-                "{out}"
-            );
+        let c = credentials(ServiceSpec::new("t", "/bin/sh", Phase::Services));
+        assert_eq!(c["Uid"], "0 0 0 0", "{c:?}");
+        for set in CAP_SETS {
+            assert_eq!(c[set], "0000000000000000", "{set} in {c:?}");
         }
-        assert!(squashed.contains(&"NoNewPrivs: 1".to_string()), "{out}");
+        assert_eq!(c["NoNewPrivs"], "1", "{c:?}");
     }
 
     #[test]
