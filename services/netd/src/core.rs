@@ -137,7 +137,10 @@ impl Core {
         let result = self.converge().await;
         // After the converge, so that a configured MAC is in place before
         // a client reads it.
-        self.clients.start_missing(&self.networks).await;
+        match self.kernel.observe().await {
+            Ok(observed) => self.clients.start_missing(&self.networks, &observed).await,
+            Err(e) => tracing::warn!("start DHCP clients: {e}"),
+        }
         self.publish().await;
         result
     }
@@ -193,11 +196,16 @@ impl Core {
 
     /// A link or address changed in the kernel: converge again (a device
     /// that appeared is set up; an address or route of netd's that someone
-    /// removed comes back; nothing happens when nothing differs), then
-    /// publish.
+    /// removed comes back; nothing happens when nothing differs), restart
+    /// the DHCP client of a WAN device that was replaced, then publish.
     pub async fn on_kernel_change(&mut self) {
         if let Err(e) = self.converge().await {
             tracing::warn!("{e}");
+        }
+        if let Ok(observed) = self.kernel.observe().await {
+            self.clients
+                .restart_replaced(&self.networks, &observed)
+                .await;
         }
         self.publish().await;
     }

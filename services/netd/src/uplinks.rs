@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::desired::Uplink;
 use crate::dhcp::{self, ClientConfig, DhcpEvent, DhcpHandle, Lease};
+use crate::reconcile::Observed;
 use crate::status::LeaseView;
 
 /// A client's news, tagged with its device.
@@ -33,6 +34,9 @@ struct Want {
 struct Running {
     want: Want,
     handle: DhcpHandle,
+    /// The device's interface index when the client started (`None`: the
+    /// device was missing then).
+    index: Option<u32>,
 }
 
 /// The running clients, by device.
@@ -115,12 +119,34 @@ impl Clients {
             .collect()
     }
 
+    /// Restarts the clients whose device was replaced (unplugged and
+    /// plugged again: a new interface index), so that none keeps a socket
+    /// on a device that is gone.
+    pub async fn restart_replaced(&mut self, networks: &[Network], observed: &Observed) {
+        let recorded: BTreeMap<String, Option<u32>> = self
+            .running
+            .iter()
+            .map(|(d, r)| (d.clone(), r.index))
+            .collect();
+        let replaced = replaced(&recorded, observed);
+        for device in &replaced {
+            if let Some(r) = self.running.remove(device) {
+                tracing::info!(device, "device replaced: restarting its DHCP client");
+                r.handle.stop().await;
+            }
+        }
+        if !replaced.is_empty() {
+            self.start_missing(networks, observed).await;
+        }
+    }
+
     /// Starts a client for every DHCP WAN that has none.
-    pub async fn start_missing(&mut self, networks: &[Network]) {
+    pub async fn start_missing(&mut self, networks: &[Network], observed: &Observed) {
         for (device, want) in wanted(networks) {
             if self.running.contains_key(&device) {
                 continue;
             }
+            let index = observed.links.get(&device).map(|l| l.index);
             let (tx, mut rx) = mpsc::channel(8);
             let config = ClientConfig {
                 device: device.clone(),
@@ -148,7 +174,14 @@ impl Clients {
                 }
             });
             tracing::info!(device, "DHCP client started");
-            self.running.insert(device, Running { want, handle });
+            self.running.insert(
+                device,
+                Running {
+                    want,
+                    handle,
+                    index,
+                },
+            );
         }
     }
 
@@ -163,6 +196,22 @@ impl Clients {
         }
         released
     }
+}
+
+/// The devices whose client started on an interface that has since been
+/// replaced: present now with another index, or present now after being
+/// missing at the start.
+fn replaced(recorded: &BTreeMap<String, Option<u32>>, observed: &Observed) -> Vec<String> {
+    recorded
+        .iter()
+        .filter(|(device, index)| {
+            observed
+                .links
+                .get(*device)
+                .is_some_and(|now| Some(now.index) != **index)
+        })
+        .map(|(device, _)| device.clone())
+        .collect()
 }
 
 /// The address and default route a lease gives.
@@ -186,5 +235,43 @@ pub fn view(lease: &Lease) -> LeaseView {
             at(lease.t2_secs),
             lease.expires().unwrap_or(0),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::{Kind, LinkState};
+
+    fn with(links: &[(&str, u32)]) -> Observed {
+        let mut o = Observed::default();
+        for (name, index) in links {
+            o.links.insert(
+                name.to_string(),
+                LinkState {
+                    kind: Kind::Other,
+                    master: None,
+                    mtu: 1500,
+                    mac: None,
+                    up: true,
+                    index: *index,
+                    oper: "up".into(),
+                },
+            );
+        }
+        o
+    }
+
+    #[test]
+    fn a_device_with_a_new_index_or_back_from_missing_is_replaced() {
+        let recorded = BTreeMap::from([
+            ("same".to_string(), Some(3)),
+            ("moved".to_string(), Some(4)),
+            ("late".to_string(), None),
+            ("gone".to_string(), Some(6)),
+            ("still-missing".to_string(), None),
+        ]);
+        let observed = with(&[("same", 3), ("moved", 9), ("late", 7)]);
+        assert_eq!(replaced(&recorded, &observed), ["late", "moved"]);
     }
 }

@@ -264,13 +264,18 @@ fn restarting_netd_and_fwd_changes_nothing_in_the_kernel_and_netd_repairs_its_ow
         let monitor = router
             .lab
             .spawn(&ns.router, &["ip", "monitor", "link", "address", "route"])?;
-        // The monitor listens once it reports a change made for it.
+        // The monitor listens once it reports a change made for it: add
+        // marker addresses to lo (never removed, so the log of deletions
+        // stays empty) until one shows up.
         let log = monitor.log_path().to_owned();
-        router.ip(&["addr", "add", "127.0.0.2/8", "dev", "lo"])?;
+        let marker = std::cell::Cell::new(1u8);
         wait_for("ip monitor to listen", Instant::now() + WAIT, || {
+            marker.set(marker.get().checked_add(1)?);
+            let addr = format!("127.0.9.{}/8", marker.get());
+            router.ip(&["addr", "add", &addr, "dev", "lo"]).ok()?;
             fs::read_to_string(&log)
                 .ok()
-                .filter(|l| l.contains("127.0.0.2"))
+                .filter(|l| l.contains("127.0.9."))
         })?;
         let links_before = router.ip(&["-o", "link", "show"])?;
         let addrs_before = router.ip(&["-o", "-4", "addr", "show"])?;
