@@ -18,6 +18,9 @@ pub enum PacketError {
     /// Shorter than the fixed header plus the magic cookie.
     #[error("parse message: truncated ({0} bytes)")]
     Truncated(usize),
+    /// Longer than any UDP payload.
+    #[error("parse message: too long ({0} bytes)")]
+    TooLong(usize),
     /// The magic cookie is wrong.
     #[error("parse message: bad magic cookie")]
     Magic,
@@ -108,7 +111,7 @@ fn wanted(code: u8) -> Option<Option<usize>> {
 /// `bytes` with only the options the server reads.
 fn essentials(bytes: &[u8]) -> Result<Vec<u8>, PacketError> {
     if bytes.len() > MAX_LEN {
-        return Err(PacketError::Truncated(bytes.len()));
+        return Err(PacketError::TooLong(bytes.len()));
     }
     let (head, rest) = bytes
         .split_at_checked(HEADER_LEN)
