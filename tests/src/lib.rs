@@ -20,6 +20,7 @@ mod lab;
 pub mod netns;
 pub mod peer;
 pub mod plan;
+pub mod scratch;
 pub mod state;
 pub mod support;
 pub mod testing;

@@ -19,10 +19,9 @@ pub fn in_netns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
-    let path = format!("/run/netns/{ns}");
+    let ns = ns.to_owned();
     thread::spawn(move || {
-        let file = std::fs::File::open(&path)?;
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        crate::scratch::enter(&ns)?;
         f()
     })
     .join()

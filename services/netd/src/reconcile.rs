@@ -251,4 +251,4 @@ pub fn reconcile(desired: &Desired, observed: &Observed, owned: &Owned) -> Plan 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -128,22 +128,16 @@ pub fn wans(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::{Kind, LinkState};
+    use crate::reconcile::LinkState;
+    use crate::reconcile::tests::nic;
     use ipnet::IpNet;
 
     fn up(observed: &mut Observed, name: &str) {
-        observed.links.insert(
-            name.into(),
-            LinkState {
-                kind: Kind::Other,
-                master: None,
-                mtu: 1500,
-                mac: None,
-                up: true,
-                index: 7,
-                oper: "up".into(),
-            },
-        );
+        let link = LinkState {
+            index: 7,
+            ..nic(None, true)
+        };
+        observed.links.insert(name.into(), link);
     }
 
     #[test]

@@ -241,23 +241,17 @@ pub fn view(lease: &Lease) -> LeaseView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::{Kind, LinkState};
+    use crate::reconcile::LinkState;
+    use crate::reconcile::tests::nic;
 
     fn with(links: &[(&str, u32)]) -> Observed {
         let mut o = Observed::default();
         for (name, index) in links {
-            o.links.insert(
-                name.to_string(),
-                LinkState {
-                    kind: Kind::Other,
-                    master: None,
-                    mtu: 1500,
-                    mac: None,
-                    up: true,
-                    index: *index,
-                    oper: "up".into(),
-                },
-            );
+            let link = LinkState {
+                index: *index,
+                ..nic(None, true)
+            };
+            o.links.insert(name.to_string(), link);
         }
         o
     }

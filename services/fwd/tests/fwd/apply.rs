@@ -7,7 +7,7 @@ use fwd::ir::{Rule, Ruleset, Verdict};
 use fwd::kernel::{Kernel, KernelError};
 use fwd::render::WanAddress;
 
-use crate::netns::{Netns, require_root};
+use crate::netns::{Netns, Nft, netns, require_root};
 use crate::{COUNTED, check, commit, load, render, sections};
 
 const COOKBOOK: &str = include_str!("../../../../config/oxwrt.toml");
@@ -43,7 +43,7 @@ fn the_batch_and_the_ruleset_text_mean_the_same_to_the_kernel() {
         }],
     );
     // Through fwd's batch.
-    let ours = Netns::new();
+    let ours = netns();
     let started = std::time::Instant::now();
     commit(&ours, &rendered).expect("commit");
     let rules: usize = rendered.ruleset.chains.iter().map(|c| c.rules.len()).sum();
@@ -53,9 +53,9 @@ fn the_batch_and_the_ruleset_text_mean_the_same_to_the_kernel() {
         started.elapsed()
     );
     // Through nft, from the text fwd publishes as `Ruleset`.
-    let theirs = Netns::new();
+    let theirs = netns();
     let text = rendered.ruleset.to_string();
-    let file = std::env::temp_dir().join(format!("{}.nft", theirs.0));
+    let file = std::env::temp_dir().join(format!("{}.nft", theirs.name()));
     std::fs::write(&file, &text).expect("write");
     let path = file.to_string_lossy().into_owned();
     let out = theirs.exec("nft", &["-f", &path]);
@@ -70,7 +70,7 @@ fn the_batch_and_the_ruleset_text_mean_the_same_to_the_kernel() {
 
 /// A router namespace with `w0` (10.9.0.1) to a peer namespace (10.9.0.2).
 fn router_and_peer() -> (Netns, Netns) {
-    let (router, peer) = (Netns::new(), Netns::new());
+    let (router, peer) = (netns(), netns());
     router.veth("w0", &peer, "p0");
     router.ip(&["addr", "add", "10.9.0.1/24", "dev", "w0"]);
     peer.ip(&["addr", "add", "10.9.0.2/24", "dev", "p0"]);
@@ -139,9 +139,9 @@ fn a_second_apply_of_the_same_config_commits_nothing_and_counters_read_back() {
 #[test]
 fn a_table_of_someone_else_survives_every_apply() {
     require_root!();
-    let ns = Netns::new();
+    let ns = netns();
     let other = "table inet other {\n\tchain c {\n\t\ttype filter hook input priority 10; policy accept;\n\t\ttcp dport 4242 counter accept\n\t}\n}\n";
-    let file = std::env::temp_dir().join(format!("{}-other.nft", ns.0));
+    let file = std::env::temp_dir().join(format!("{}-other.nft", ns.name()));
     std::fs::write(&file, other).expect("write");
     ns.nft(&["-f", &file.to_string_lossy()]);
     let _ = std::fs::remove_file(&file);
@@ -170,7 +170,7 @@ fn with_input_rule(rule: Rule) -> Ruleset {
 #[test]
 fn the_check_names_what_the_kernel_refuses_and_commits_nothing() {
     require_root!();
-    let ns = Netns::new();
+    let ns = netns();
     // A good batch passes the check and leaves no table behind.
     check(&ns, &render(&load(COOKBOOK), &[])).expect("check");
     assert_eq!(ns.nft(&["list", "tables"]), "");
@@ -207,7 +207,7 @@ fn checks_the_kernel_defers_to_the_commit_fail_the_commit_and_change_nothing() {
     // Masquerade outside a NAT chain: the kernel validates chain types
     // only when committing, so the check (like `nft --check`) passes on
     // this kernel, and the commit is refused as a whole.
-    let ns = Netns::new();
+    let ns = netns();
     commit(&ns, &render(&load(COUNTED), &[])).expect("commit");
     let before = ns.nft(&["list", "ruleset"]);
     let bad = with_input_rule(Rule::new(vec![], Verdict::Masquerade).comment("nat in filter"));
@@ -232,7 +232,7 @@ fn checks_the_kernel_defers_to_the_commit_fail_the_commit_and_change_nothing() {
 #[test]
 fn flowtables_are_probed_without_a_trace() {
     require_root!();
-    let ns = Netns::new();
+    let ns = netns();
     let supported = ns
         .run(|| Kernel::open()?.flowtables_supported())
         .expect("probe");

@@ -14,7 +14,7 @@ use fwd::bus::{Firewall1, publish};
 use fwd::core::Core;
 use tokio::sync::Mutex;
 
-use crate::netns::{Netns, require_root};
+use crate::netns::{netns, require_root};
 use crate::{COUNTED, load, sections};
 
 /// A private dbus-daemon, killed on drop.
@@ -56,7 +56,7 @@ fn firewall1_publishes_commits_and_reads_counters() {
         println!("SKIP: dbus-daemon is not installed");
         return;
     };
-    let (router, peer) = (Netns::new(), Netns::new());
+    let (router, peer) = (netns(), netns());
     router.veth("w0", &peer, "p0");
     router.ip(&["addr", "add", "10.9.0.1/24", "dev", "w0"]);
     peer.ip(&["addr", "add", "10.9.0.2/24", "dev", "p0"]);

@@ -15,7 +15,6 @@ use fwd::render::{self, Input, Rendered, WanAddress};
 
 use crate::netns::Netns;
 
-/// A validated config from TOML text.
 /// A static WAN on `w0` with one counted rule (udp 9999 accepted).
 pub const COUNTED: &str = r#"
 version = 1
@@ -40,6 +39,7 @@ counter = true
 action = "accept"
 "#;
 
+/// A validated config from TOML text.
 pub fn load(text: &str) -> Config {
     let public = bus_schema::config::SourceFile::new("oxwrt.toml", text);
     bus_schema::config::check_pair(

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bus_schema::bus::WanStatus;
 use fwd::core::{Core, Outcome};
 
-use crate::netns::{Netns, require_root};
+use crate::netns::{Netns, netns, require_root};
 use crate::{load, sections};
 
 /// How long a connection that should work may take.
@@ -32,10 +32,10 @@ struct Lab {
 impl Lab {
     fn new() -> Self {
         let lab = Self {
-            router: Netns::new(),
-            client: Netns::new(),
-            lanhost: Netns::new(),
-            wanhost: Netns::new(),
+            router: netns(),
+            client: netns(),
+            lanhost: netns(),
+            wanhost: netns(),
         };
         let r = &lab.router;
         r.ip(&["link", "add", "br-lan", "type", "bridge"]);
@@ -124,7 +124,7 @@ fn connect(ns: &Netns, addr: &str, timeout: Duration) -> std::io::Result<(Conn, 
 fn seen_as(ns: &Netns, addr: &str) -> String {
     match connect(ns, addr, WORKS) {
         Ok((_, seen)) => seen,
-        Err(e) => panic!("connect from {} to {addr}: {e}", ns.0),
+        Err(e) => panic!("connect from {} to {addr}: {e}", ns.name()),
     }
 }
 

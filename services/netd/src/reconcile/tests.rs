@@ -5,7 +5,8 @@ fn net(s: &str) -> IpNet {
     s.parse().expect("net")
 }
 
-fn nic(master: Option<&str>, up: bool) -> LinkState {
+/// A plain NIC (also for the status and uplink tests).
+pub(crate) fn nic(master: Option<&str>, up: bool) -> LinkState {
     LinkState {
         kind: Kind::Other,
         master: master.map(str::to_string),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use netd::dhcp::{self, ClientConfig, DhcpEvent, DhcpHandle, Lease};
 use tokio::sync::mpsc;
 
-use crate::support::{Netns, root_or_skip};
+use crate::support::{Netns, netns, root_or_skip};
 
 const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -44,8 +44,8 @@ impl Isp {
             println!("SKIP: {DNSMASQ} not installed (Debian package dnsmasq-base)");
             return None;
         }
-        let server = Netns::new();
-        let client = Netns::new();
+        let server = netns();
+        let client = netns();
         server.ip(&[
             "link",
             "add",

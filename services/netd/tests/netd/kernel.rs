@@ -8,7 +8,7 @@ use netd::desired::{Desired, Link, Origin, RouteSpec};
 use netd::kernel::{Kernel, ROUTE_PROTOCOL};
 use netd::reconcile::{Owned, reconcile};
 
-use crate::support::Netns;
+use crate::support::{Netns, netns};
 
 fn net(s: &str) -> IpNet {
     s.parse().expect("net")
@@ -69,7 +69,7 @@ fn reconcile_builds_keeps_and_removes_only_its_own() {
     if !crate::support::root_or_skip() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     ns.ip(&[
         "link", "add", "pa", "type", "veth", "peer", "name", "pa-peer",
     ]);
@@ -120,7 +120,7 @@ fn a_vlan_sub_interface_is_made_on_its_parent_and_joins_the_bridge() {
     if !crate::support::root_or_skip() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     ns.ip(&[
         "link",
         "add",
