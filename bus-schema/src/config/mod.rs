@@ -146,6 +146,16 @@ pub fn read_secrets(path: &FsPath) -> Result<Option<String>, Diagnostic> {
         .map_err(|e| file_error(path, format!("cannot read: {e}")))
 }
 
+/// Validates a public file's text alone, as `oxwrt.toml`, without its
+/// secrets file (every secret is then empty): for tools and tests that
+/// need the model of a config, never for applying one.
+pub fn check_public_text(text: &str) -> Result<Loaded, Diagnostics> {
+    check_pair(
+        &SourceFile::new("oxwrt.toml", text),
+        SecretsFile::Unchecked(SECRETS_FILE_NAME),
+    )
+}
+
 /// Validates a pair held in memory (what configd does with a pushed
 /// candidate).
 pub fn check_pair(public: &SourceFile, secrets: SecretsFile<'_>) -> Result<Loaded, Diagnostics> {

@@ -214,15 +214,9 @@ pub(crate) mod tests {
 
     /// The cookbook's networks and routes (also for the reconcile tests).
     pub(crate) fn cookbook() -> (Vec<Network>, Vec<Route>) {
-        let public = bus_schema::config::SourceFile::new(
-            "oxwrt.toml",
-            include_str!("../../../config/oxwrt.toml"),
-        );
-        let loaded = bus_schema::config::check_pair(
-            &public,
-            bus_schema::config::SecretsFile::Unchecked("oxwrt.secrets.toml"),
-        )
-        .expect("cookbook is valid");
+        let loaded =
+            bus_schema::config::check_public_text(include_str!("../../../config/oxwrt.toml"))
+                .expect("cookbook is valid");
         (loaded.config.networks, loaded.config.routes)
     }
 

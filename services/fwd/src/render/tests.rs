@@ -8,13 +8,9 @@ use super::*;
 use crate::ir::{HourWindow, Policy};
 
 fn load(text: &str) -> Config {
-    let public = bus_schema::config::SourceFile::new("oxwrt.toml", text);
-    bus_schema::config::check_pair(
-        &public,
-        bus_schema::config::SecretsFile::Unchecked("oxwrt.secrets.toml"),
-    )
-    .expect("valid config")
-    .config
+    bus_schema::config::check_public_text(text)
+        .expect("valid config")
+        .config
 }
 
 fn cookbook() -> Config {

@@ -41,13 +41,9 @@ action = "accept"
 
 /// A validated config from TOML text.
 pub fn load(text: &str) -> Config {
-    let public = bus_schema::config::SourceFile::new("oxwrt.toml", text);
-    bus_schema::config::check_pair(
-        &public,
-        bus_schema::config::SecretsFile::Unchecked("oxwrt.secrets.toml"),
-    )
-    .unwrap_or_else(|e| panic!("invalid test config:\n{e}"))
-    .config
+    bus_schema::config::check_public_text(text)
+        .unwrap_or_else(|e| panic!("invalid test config:\n{e}"))
+        .config
 }
 
 /// The firewall of `config` with these WAN addresses.
