@@ -17,7 +17,7 @@ use crate::desired::Desired;
 use crate::dhcp::Lease;
 use crate::kernel::Kernel;
 use crate::reconcile::{Observed, Owned, reconcile};
-use crate::status::{self, LeaseView};
+use crate::status;
 use crate::uplinks::{ClientEvent, Clients};
 
 /// File under `$STATE/netd/` that lists what netd created.
@@ -249,14 +249,9 @@ impl Core {
         Vec<bus_schema::bus::LinkStatus>,
         Vec<bus_schema::bus::WanStatus>,
     ) {
-        let views: BTreeMap<String, LeaseView> = self
-            .leases
-            .iter()
-            .map(|(d, l)| (d.clone(), crate::uplinks::view(l)))
-            .collect();
         (
             status::links(observed),
-            status::wans(&self.networks, &views, observed),
+            status::wans(&self.networks, &self.leases, observed),
         )
     }
 }

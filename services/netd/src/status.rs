@@ -3,26 +3,12 @@
 //! data.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
 
 use bus_schema::bus::{LinkStatus, WanStatus};
 use bus_schema::config::model::{Network, NetworkKind, WanMode};
 
-use crate::desired::Uplink;
+use crate::dhcp::Lease;
 use crate::reconcile::Observed;
-
-/// A dynamic WAN's lease as the status shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaseView {
-    /// Address and gateway.
-    pub uplink: Uplink,
-    /// DNS servers.
-    pub dns: Vec<IpAddr>,
-    /// The server that granted it.
-    pub server: Option<Ipv4Addr>,
-    /// Unix times: obtained, renew (T1), rebind (T2), expiry.
-    pub times: [u64; 4],
-}
 
 /// Every link, by name.
 pub fn links(observed: &Observed) -> Vec<LinkStatus> {
@@ -51,7 +37,7 @@ pub fn links(observed: &Observed) -> Vec<LinkStatus> {
 /// address; the `up` one with the lowest priority is `active`.
 pub fn wans(
     networks: &[Network],
-    leases: &BTreeMap<String, LeaseView>,
+    leases: &BTreeMap<String, Lease>,
     observed: &Observed,
 ) -> Vec<WanStatus> {
     let mut out: Vec<(u32, WanStatus)> = Vec::new();
@@ -82,16 +68,23 @@ pub fn wans(
             WanMode::Dhcp { .. } => {
                 s.mode = "dhcp".into();
                 leases.get(&wan.device).map(|l| {
-                    s.gateway = l.uplink.gateway.map(|g| g.to_string()).unwrap_or_default();
+                    let at = |secs: u32| l.obtained.saturating_add(u64::from(secs));
+                    s.gateway = l.router.map(|g| g.to_string()).unwrap_or_default();
                     s.dns = l.dns.iter().map(ToString::to_string).collect();
-                    s.server = l.server.map(|a| a.to_string()).unwrap_or_default();
+                    s.server = l.server.to_string();
+                    // An infinite lease shows expiry 0.
                     [
                         s.lease_obtained,
                         s.lease_renew,
                         s.lease_rebind,
                         s.lease_expires,
-                    ] = l.times;
-                    l.uplink.address
+                    ] = [
+                        l.obtained,
+                        at(l.t1_secs),
+                        at(l.t2_secs),
+                        l.expires().unwrap_or(0),
+                    ];
+                    l.address
                 })
             }
             WanMode::Pppoe { .. } => {
@@ -128,6 +121,8 @@ pub fn wans(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
+
     use crate::reconcile::LinkState;
     use crate::reconcile::tests::nic;
     use ipnet::IpNet;
@@ -166,14 +161,16 @@ mod tests {
         assert_eq!(s[1].gateway, "203.0.113.1");
         assert_eq!(s[1].dns, vec!["203.0.113.53", "2001:db8::53"]);
 
-        let lease = LeaseView {
-            uplink: Uplink {
-                address: "100.64.0.100/24".parse().expect("net"),
-                gateway: Some(Ipv4Addr::new(100, 64, 0, 1)),
-            },
-            dns: vec![IpAddr::V4(Ipv4Addr::new(100, 64, 0, 1))],
-            server: Some(Ipv4Addr::new(100, 64, 0, 1)),
-            times: [1, 2, 3, 4],
+        let isp = Ipv4Addr::new(100, 64, 0, 1);
+        let lease = Lease {
+            address: "100.64.0.100/24".parse().expect("net"),
+            router: Some(isp),
+            dns: vec![isp],
+            server: isp,
+            lease_secs: 3,
+            t1_secs: 1,
+            t2_secs: 2,
+            obtained: 1,
         };
         let leases = BTreeMap::from([("eth0".to_string(), lease)]);
         // A lease not yet on the device is still `acquiring`.

@@ -2,7 +2,6 @@
 //! the config changes, and their leases as the rest of netd sees them.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use bus_schema::config::model::{Network, NetworkKind, WanMode};
@@ -11,7 +10,6 @@ use tokio::sync::mpsc;
 use crate::desired::Uplink;
 use crate::dhcp::{self, ClientConfig, DhcpEvent, DhcpHandle, Lease};
 use crate::reconcile::Observed;
-use crate::status::LeaseView;
 
 /// A client's news, tagged with its device.
 #[derive(Debug)]
@@ -219,22 +217,6 @@ pub fn uplink(lease: &Lease) -> Uplink {
     Uplink {
         address: lease.address,
         gateway: lease.router,
-    }
-}
-
-/// A lease as `org.oxwrt.Net1` shows it; an infinite lease has expiry 0.
-pub fn view(lease: &Lease) -> LeaseView {
-    let at = |secs: u32| lease.obtained.saturating_add(u64::from(secs));
-    LeaseView {
-        uplink: uplink(lease),
-        dns: lease.dns.iter().copied().map(IpAddr::V4).collect(),
-        server: Some(lease.server),
-        times: [
-            lease.obtained,
-            at(lease.t1_secs),
-            at(lease.t2_secs),
-            lease.expires().unwrap_or(0),
-        ],
     }
 }
 
