@@ -134,21 +134,19 @@ impl Core {
         for (device, lease) in self.clients.persisted(&self.networks) {
             self.leases.entry(device).or_insert(lease);
         }
-        let result = self.converge().await;
+        let observed = self.converge().await?;
         // After the converge, so that a configured MAC is in place before
         // a client reads it.
-        match self.kernel.observe().await {
-            Ok(observed) => self.clients.start_missing(&self.networks, &observed).await,
-            Err(e) => tracing::warn!("start DHCP clients: {e}"),
-        }
-        self.publish().await;
-        result
+        self.clients.start_missing(&self.networks, &observed).await;
+        self.publish(&observed).await;
+        Ok(())
     }
 
     /// Makes the kernel match the config and leases, touching only what
-    /// differs. A missing device is logged and set up on a later link
-    /// event (hotplug); a failing kernel call is an error.
-    pub async fn converge(&mut self) -> Result<(), String> {
+    /// differs, and returns the kernel's state after that (read again only
+    /// when something was done). A missing device is logged and set up on
+    /// a later link event (hotplug); a failing kernel call is an error.
+    pub async fn converge(&mut self) -> Result<Observed, String> {
         let observed = self.kernel.observe().await.map_err(|e| e.to_string())?;
         let plan = reconcile(
             &self.desired(&self.networks, &self.routes),
@@ -173,7 +171,12 @@ impl Core {
                 tracing::error!("save {}: {e}", self.dir.join(OWNED_FILE).display());
             }
         }
-        result
+        result?;
+        if plan.actions.is_empty() {
+            Ok(observed)
+        } else {
+            self.kernel.observe().await.map_err(|e| e.to_string())
+        }
     }
 
     /// A DHCP client's news.
@@ -188,10 +191,10 @@ impl Core {
                 self.leases.remove(&event.device);
             }
         }
-        if let Err(e) = self.converge().await {
-            tracing::error!("apply the lease: {e}");
+        match self.converge().await {
+            Ok(observed) => self.publish(&observed).await,
+            Err(e) => tracing::error!("apply the lease: {e}"),
         }
-        self.publish().await;
     }
 
     /// A link or address changed in the kernel: converge again (a device
@@ -199,15 +202,15 @@ impl Core {
     /// removed comes back; nothing happens when nothing differs), restart
     /// the DHCP client of a WAN device that was replaced, then publish.
     pub async fn on_kernel_change(&mut self) {
-        if let Err(e) = self.converge().await {
-            tracing::warn!("{e}");
+        match self.converge().await {
+            Ok(observed) => {
+                self.clients
+                    .restart_replaced(&self.networks, &observed)
+                    .await;
+                self.publish(&observed).await;
+            }
+            Err(e) => tracing::warn!("{e}"),
         }
-        if let Ok(observed) = self.kernel.observe().await {
-            self.clients
-                .restart_replaced(&self.networks, &observed)
-                .await;
-        }
-        self.publish().await;
     }
 
     /// Stops every client (releasing leases where configured) and removes
@@ -227,16 +230,9 @@ impl Core {
 
     /// Publishes links and WAN state on `org.oxwrt.Net1` (a signal only
     /// when something changed).
-    async fn publish(&self) {
+    async fn publish(&self, observed: &Observed) {
         let Some(conn) = self.conn.get() else { return };
-        let observed = match self.kernel.observe().await {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!("{e}");
-                return;
-            }
-        };
-        let (links, wan) = self.status(&observed);
+        let (links, wan) = self.status(observed);
         if let Err(e) = crate::bus::publish(conn, links, wan).await {
             tracing::warn!("publish on the bus: {e}");
         }
