@@ -221,6 +221,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_static_wan_wants_its_address_and_a_default_route_by_priority() {
+        let (networks, routes) = cookbook();
+        let d = Desired::from_config(&networks, &routes);
+        // The cookbook's wan2: eth4, 203.0.113.2/29 via 203.0.113.1,
+        // priority 20; wan (eth0) is DHCP and wants nothing until a lease.
+        assert!(
+            d.addresses
+                .contains(&("eth4".to_string(), "203.0.113.2/29".parse().expect("net")))
+        );
+        let default: IpNet = "0.0.0.0/0".parse().expect("net");
+        let defaults: Vec<&RouteSpec> = d
+            .routes
+            .iter()
+            .filter(|r| r.destination == default)
+            .collect();
+        assert_eq!(
+            defaults,
+            [&RouteSpec {
+                destination: default,
+                gateway: Some("203.0.113.1".parse().expect("ip")),
+                device: Some("eth4".into()),
+                metric: WAN_METRIC_BASE + 20,
+            }]
+        );
+        assert!(!d.addresses.iter().any(|(dev, _)| dev == "eth0"));
+    }
+
+    #[test]
     fn the_cookbook_wants_its_bridges_ports_addresses_and_routes() {
         let (networks, routes) = cookbook();
         let d = Desired::from_config(&networks, &routes);

@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bus_schema::bus::{Config1Proxy, Firewall1Proxy, Init1Proxy, Net1Proxy, WanStatus};
+use futures_util::StreamExt;
 use oxwrt_lab::peer::{Conn, Server};
 use oxwrt_lab::plan::{ISP_ADDR, ROUTER_LAN_ADDR};
 use oxwrt_lab::testing::{self, Scope, TestResult};
@@ -317,6 +318,29 @@ fn restarting_netd_and_fwd_changes_nothing_in_the_kernel_and_netd_repairs_its_ow
         assert_eq!(router.ip(&["-o", "link", "show"])?, links_before);
         assert_eq!(router.ip(&["-o", "-4", "addr", "show"])?, addrs_before);
         assert_eq!(router.ip(&["route", "show"])?, routes_before);
+        // netd signals what it sees change: an address someone else adds
+        // (and netd leaves alone) reaches a Net1 client as PropertiesChanged.
+        let net = router.rt.block_on(Net1Proxy::new(&router.conn))?;
+        let mut changes = router.rt.block_on(net.receive_links_changed());
+        router.ip(&["addr", "add", "192.168.1.200/24", "dev", "br-lan"])?;
+        router.rt.block_on(async {
+            tokio::time::timeout(WAIT, async {
+                while let Some(change) = changes.next().await {
+                    let links = change.get().await?;
+                    if links
+                        .iter()
+                        .any(|l| l.addresses.iter().any(|a| a == "192.168.1.200/24"))
+                    {
+                        return Ok::<(), zbus::Error>(());
+                    }
+                }
+                Err(zbus::Error::Failure("Links stream ended".into()))
+            })
+            .await
+            .map_err(|_| "no Links change signalled")?
+            .map_err(BoxError::from)
+        })?;
+
         // What netd made comes back when someone removes it.
         router.ip(&["addr", "del", "192.168.1.1/24", "dev", "br-lan"])?;
         wait_for(

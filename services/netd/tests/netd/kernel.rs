@@ -22,7 +22,7 @@ fn lan() -> Desired {
             origin: Origin::Bridge,
             master: None,
             mtu: Some(1400),
-            mac: None,
+            mac: Some(bus_schema::config::value::MacAddr([0x02, 0, 0, 0, 0x77, 1])),
         },
     );
     for port in ["pa", "pb"] {
@@ -37,6 +37,7 @@ fn lan() -> Desired {
         );
     }
     d.addresses.insert(("br-t".into(), net("192.168.77.1/24")));
+    d.addresses.insert(("br-t".into(), net("fd00:77::1/64")));
     d.routes.insert(RouteSpec {
         destination: net("10.77.0.0/16"),
         gateway: Some("192.168.77.254".parse().expect("ip")),
@@ -91,8 +92,10 @@ fn reconcile_builds_keeps_and_removes_only_its_own() {
         let l = ns.ip(&["link", "show", port]);
         assert!(l.contains("master br-t"), "{l}");
     }
+    assert!(links.contains("link/ether 02:00:00:00:77:01"), "{links}");
     let addr = ns.ip(&["addr", "show", "dev", "br-t"]);
     assert!(addr.contains("192.168.77.1/24"), "{addr}");
+    assert!(addr.contains("fd00:77::1/64"), "{addr}");
     let routes = ns.ip(&["route", "show", "proto", &ROUTE_PROTOCOL.to_string()]);
     assert!(
         routes.contains("10.77.0.0/16 via 192.168.77.254 dev br-t") && routes.contains("metric 50"),
