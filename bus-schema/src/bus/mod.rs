@@ -21,6 +21,10 @@ pub const CONFIG_PATH: &str = "/org/oxwrt/Config";
 pub const NET_PATH: &str = "/org/oxwrt/Net";
 /// Object path of fwd's `org.oxwrt.Firewall1`.
 pub const FIREWALL_PATH: &str = "/org/oxwrt/Firewall";
+/// Object path of dhcpd's `org.oxwrt.Dhcp1`.
+pub const DHCP_PATH: &str = "/org/oxwrt/Dhcp";
+/// Object path of dnsd's `org.oxwrt.Dns1`.
+pub const DNS_PATH: &str = "/org/oxwrt/Dns";
 /// Object path at which every config-consuming daemon serves
 /// `org.oxwrt.Daemon1`.
 pub const DAEMON_PATH: &str = "/org/oxwrt/Daemon";

@@ -63,14 +63,17 @@ pub const PRINCIPALS: &[Principal] = &[
         service: "dhcpd",
         name: "org.oxwrt.Dhcp",
         uid: 7103,
-        sections: &["dhcp"],
+        // `networks`: each pool's subnet, server address and device.
+        sections: &["networks", "dhcp"],
         secret_sections: &[],
     },
     Principal {
         service: "dnsd",
         name: "org.oxwrt.Dns",
         uid: 7104,
-        sections: &["system", "dns"],
+        // `system`: the router's name; `networks`: the LAN addresses to
+        // serve and answer PTR for; `dhcp`: static leases' names.
+        sections: &["system", "networks", "dhcp", "dns"],
         secret_sections: &[],
     },
     Principal {
@@ -124,6 +127,11 @@ pub const RESTRICTED: &[Restricted] = &[
         interface: "org.oxwrt.Daemon1",
         members: &["Check", "Apply"],
         callers: &[ROOT_UID],
+    },
+    Restricted {
+        interface: "org.oxwrt.Dns1",
+        members: &["Flush"],
+        callers: &[ROOT_UID, CTLD_UID],
     },
     Restricted {
         // Setting a property is a mutation too; no oxwrt property is

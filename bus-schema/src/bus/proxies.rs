@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use zbus::proxy;
 
-use super::{ApplyReport, LinkStatus, RuleCounter, ServiceStatus, SnapshotInfo, WanStatus};
+use super::{
+    ApplyReport, DhcpLease, DnsCacheStats, DnsUpstream, LeaseChange, LinkStatus, RuleCounter,
+    ServiceStatus, SnapshotInfo, WanStatus,
+};
 
 /// `org.oxwrt.Init1`: oxinit's supervision of every service.
 #[proxy(
@@ -120,4 +123,39 @@ pub trait Firewall1 {
     /// Packet and byte counters of every rule with `counter = true`, read
     /// from the kernel.
     fn counters(&self) -> zbus::Result<Vec<RuleCounter>>;
+}
+
+/// `org.oxwrt.Dhcp1`: dhcpd's leases.
+#[proxy(
+    interface = "org.oxwrt.Dhcp1",
+    default_service = "org.oxwrt.Dhcp",
+    default_path = "/org/oxwrt/Dhcp"
+)]
+pub trait Dhcp1 {
+    /// Every lease dhcpd holds (expired ones are gone), by network and
+    /// address.
+    fn leases(&self) -> zbus::Result<Vec<DhcpLease>>;
+    /// Number of leases held.
+    #[zbus(property)]
+    fn lease_count(&self) -> zbus::Result<u32>;
+    /// Leases that were granted, renewed, released, declined or expired
+    /// together (one signal per batch of decisions, in order).
+    #[zbus(signal)]
+    fn leases_changed(&self, changes: Vec<LeaseChange>) -> zbus::Result<()>;
+}
+
+/// `org.oxwrt.Dns1`: dnsd's cache and upstreams.
+#[proxy(
+    interface = "org.oxwrt.Dns1",
+    default_service = "org.oxwrt.Dns",
+    default_path = "/org/oxwrt/Dns"
+)]
+pub trait Dns1 {
+    /// Cache statistics.
+    fn cache_stats(&self) -> zbus::Result<DnsCacheStats>;
+    /// Every upstream in use and its health.
+    fn upstreams(&self) -> zbus::Result<Vec<DnsUpstream>>;
+    /// Empties the cache; returns how many entries were dropped. Restricted
+    /// to root and ctld.
+    fn flush(&self) -> zbus::Result<u64>;
 }

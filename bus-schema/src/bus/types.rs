@@ -147,3 +147,58 @@ pub struct RuleCounter {
     /// Bytes matched.
     pub bytes: u64,
 }
+
+/// One DHCP lease.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct DhcpLease {
+    /// LAN network from the config.
+    pub network: String,
+    /// Client MAC, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// Leased address.
+    pub ip: String,
+    /// Client hostname (option 12, or the static lease's), or empty.
+    pub hostname: String,
+    /// Unix time the lease ends.
+    pub expires: u64,
+}
+
+/// What happened to a lease.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct LeaseChange {
+    /// `granted` (a new client or address), `renewed` (same client, same
+    /// address), `released`, `declined` or `expired`.
+    pub event: String,
+    /// The lease (for an end, as it was).
+    pub lease: DhcpLease,
+}
+
+/// dnsd's cache statistics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct DnsCacheStats {
+    /// Entries in the cache.
+    pub size: u64,
+    /// Capacity.
+    pub capacity: u64,
+    /// Answers served from the cache.
+    pub hits: u64,
+    /// Questions that went upstream.
+    pub misses: u64,
+}
+
+/// One upstream DNS server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct DnsUpstream {
+    /// Address and port.
+    pub address: String,
+    /// `config` or `wan` (learned by netd).
+    pub source: String,
+    /// `up` (answered recently), `down` (timed out recently) or `unknown`.
+    pub health: String,
+    /// Queries sent.
+    pub queries: u64,
+    /// Of those, how many timed out.
+    pub timeouts: u64,
+    /// Smoothed round-trip time in microseconds, 0 before any answer.
+    pub rtt_micros: u64,
+}
