@@ -1,7 +1,9 @@
-//! oxwrt developer tasks: `cargo xtask lab` and `cargo xtask test`.
+//! oxwrt developer tasks: `cargo xtask lab`, `cargo xtask test` and
+//! `cargo xtask bench`.
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod lab;
 mod test;
 
@@ -23,6 +25,8 @@ enum Command {
     Lab(lab::LabArgs),
     /// Install system packages, then run fmt, clippy and the tests.
     Test(test::TestArgs),
+    /// Benchmark a daemon against its established peer (needs root).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Lab(args) => lab::run(args),
         Command::Test(args) => test::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
