@@ -9,6 +9,7 @@
 
 mod bus;
 mod env;
+pub mod persist;
 mod ready;
 
 use std::future::Future;

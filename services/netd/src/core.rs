@@ -53,7 +53,7 @@ impl Core {
         events: mpsc::Sender<ClientEvent>,
         conn: Arc<OnceLock<zbus::Connection>>,
     ) -> Result<Self, CoreError> {
-        let owned = crate::persist::load_json(&dir, OWNED_FILE).unwrap_or_default();
+        let owned = oxwrt_daemon::persist::load_json(&dir, OWNED_FILE).unwrap_or_default();
         Ok(Self {
             kernel: Kernel::open()?,
             clients: Clients::new(dir.clone(), events),
@@ -167,7 +167,7 @@ impl Core {
         // What netd created is recorded even when a later action failed.
         if plan.owned != self.owned {
             self.owned = plan.owned;
-            if let Err(e) = crate::persist::save_json(&self.dir, OWNED_FILE, &self.owned) {
+            if let Err(e) = oxwrt_daemon::persist::save_json(&self.dir, OWNED_FILE, &self.owned) {
                 tracing::error!("save {}: {e}", self.dir.join(OWNED_FILE).display());
             }
         }

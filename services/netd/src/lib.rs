@@ -6,7 +6,7 @@
 //! unit-tested without root.
 //!
 //! The daemon (`main.rs`) keeps its state in [`core`]: the config, what
-//! netd owns ([`persist`]ed under `$STATE/netd/`), the WAN leases from the
+//! netd owns (persisted under `$STATE/netd/`), the WAN leases from the
 //! DHCP clients ([`dhcp`], run by [`uplinks`]); it follows the kernel's
 //! link events ([`monitor`]) and publishes [`status`] on the bus
 //! ([`bus`], `org.oxwrt.Net1`).
@@ -19,7 +19,6 @@ pub mod desired;
 pub mod dhcp;
 pub mod kernel;
 pub mod monitor;
-pub mod persist;
 pub mod reconcile;
 pub mod status;
 pub mod uplinks;

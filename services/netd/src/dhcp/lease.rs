@@ -153,10 +153,10 @@ fn file_name(device: &str) -> Result<String, LeaseError> {
 }
 
 /// Writes `lease` as `device`'s lease file, whole or not at all
-/// ([`crate::persist::save_json`]).
+/// ([`oxwrt_daemon::persist::save_json`]).
 pub fn save(dir: &Path, device: &str, lease: &Lease) -> Result<(), LeaseError> {
     let name = file_name(device)?;
-    crate::persist::save_json(dir, &name, lease).map_err(|source| LeaseError::Write {
+    oxwrt_daemon::persist::save_json(dir, &name, lease).map_err(|source| LeaseError::Write {
         path: dir.join(&name),
         source,
     })
@@ -166,7 +166,7 @@ pub fn save(dir: &Path, device: &str, lease: &Lease) -> Result<(), LeaseError> {
 /// or corrupt one is no lease too, and is logged.
 pub fn load(dir: &Path, device: &str) -> Option<Lease> {
     match file_name(device) {
-        Ok(name) => crate::persist::load_json(dir, &name),
+        Ok(name) => oxwrt_daemon::persist::load_json(dir, &name),
         Err(e) => {
             tracing::warn!("{e}");
             None

@@ -1,4 +1,4 @@
-//! netd's files under `$STATE/netd/`: written whole or not at all.
+//! A daemon's files under `$STATE/<daemon>/`: written whole or not at all.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -7,12 +7,17 @@ use std::path::Path;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Writes `value` as JSON to `dir/name`: a temporary file beside it,
-/// fsync, rename over the old one, fsync the directory. Creates `dir`
-/// when it is missing.
+/// Writes `value` as JSON to `dir/name` with [`write_atomic`].
 pub fn save_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> io::Result<()> {
     let mut text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     text.push(b'\n');
+    write_atomic(dir, name, &text)
+}
+
+/// Replaces `dir/name` with `bytes`: a temporary file beside it, fsync,
+/// rename over the old one, fsync the directory. A crash leaves the old
+/// file or the new one, never a mix. Creates `dir` when it is missing.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut file = OpenOptions::new()
@@ -20,7 +25,7 @@ pub fn save_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> io::Result<
         .create(true)
         .truncate(true)
         .open(&tmp)?;
-    file.write_all(&text)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
     fs::rename(&tmp, dir.join(name))?;
@@ -55,7 +60,7 @@ mod tests {
     #[test]
     fn round_trip_missing_and_corrupt() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sub = dir.path().join("netd");
+        let sub = dir.path().join("d");
         assert_eq!(load_json::<Vec<u32>>(&sub, "x.json"), None);
         save_json(&sub, "x.json", &vec![1u32, 2]).expect("save");
         assert_eq!(load_json::<Vec<u32>>(&sub, "x.json"), Some(vec![1, 2]));
