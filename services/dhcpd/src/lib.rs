@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod journal;
 pub mod leases;
 pub mod packet;
 pub mod pool;
@@ -13,4 +14,4 @@ pub mod server;
 pub use leases::{Lease, LeaseError, Leases, Mac};
 pub use packet::{ClientMessage, PacketError, Request};
 pub use pool::{Pool, PoolError};
-pub use server::{Action, Destination, Reply, ReplyKind, Server, ServerError};
+pub use server::{Action, Change, Destination, Event, Reply, ReplyKind, Server, ServerError};

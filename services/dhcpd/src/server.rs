@@ -1,10 +1,10 @@
 //! The RFC 2131 decision for one message received on one network.
 //!
 //! `Server::handle` takes the datagram's bytes, the network it came in on
-//! and the time, and returns what to do, in order: `Persist` every lease
-//! it grants *before* the `Send` of the ACK (the I/O layer makes a batch
-//! of grants durable with one fsync, then sends their ACKs), `Forget`
-//! released and declined leases, and `Send` replies addressed as a value.
+//! and the time, and returns what to do, in order: `Record` every change
+//! to a lease (a grant *before* the `Send` of its ACK: the I/O layer makes
+//! a batch of changes durable with one fsync, then sends their ACKs), and
+//! `Send` replies addressed as a value.
 //! A message the server does not answer is an `Err` whose text is the
 //! reason for the debug log.
 
@@ -111,13 +111,53 @@ pub struct Reply {
     pub bytes: Vec<u8>,
 }
 
+/// What happened to a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A client got an address it did not hold.
+    Granted,
+    /// A client extended the lease on the address it holds.
+    Renewed,
+    /// The client gave the address back (DHCPRELEASE).
+    Released,
+    /// The client found the address in use (DHCPDECLINE).
+    Declined,
+    /// The lease ran out.
+    Expired,
+}
+
+impl Event {
+    /// Whether the lease holds after the event (a grant or renewal).
+    pub fn holds(self) -> bool {
+        matches!(self, Event::Granted | Event::Renewed)
+    }
+
+    /// The name on the bus (`granted`, `renewed`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Granted => "granted",
+            Event::Renewed => "renewed",
+            Event::Released => "released",
+            Event::Declined => "declined",
+            Event::Expired => "expired",
+        }
+    }
+}
+
+/// A change to the lease table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// What happened.
+    pub event: Event,
+    /// The lease, as it is now (or was, for an end).
+    pub lease: Lease,
+}
+
 /// One step for the I/O layer, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Make this grant durable (journal + fsync) before any later `Send`.
-    Persist(Lease),
-    /// Record that this lease ended (released or declined).
-    Forget(Lease),
+    /// Make this change durable (journal + fsync) before any later `Send`.
+    Record(Change),
     /// Send a reply.
     Send(Reply),
 }
@@ -151,8 +191,15 @@ impl Server {
     }
 
     /// Ends the leases that ran out by `now` and returns them.
-    pub fn expire(&mut self, now: u64) -> Vec<Lease> {
-        self.leases.expire(now)
+    pub fn expire(&mut self, now: u64) -> Vec<Change> {
+        self.leases
+            .expire(now)
+            .into_iter()
+            .map(|lease| Change {
+                event: Event::Expired,
+                lease,
+            })
+            .collect()
     }
 
     /// Decides on one datagram received on `network` at `now`.
@@ -247,6 +294,11 @@ fn request(
         )?)]);
     }
     let previous = leases.by_mac(pool.network(), &req.mac);
+    let event = if previous.is_some_and(|l| l.ip == ip) {
+        Event::Renewed
+    } else {
+        Event::Granted
+    };
     let hostname = pool
         .static_of(&req.mac)
         .and_then(|s| s.hostname.clone())
@@ -261,7 +313,10 @@ fn request(
     };
     leases.grant(lease.clone(), now)?;
     let ack = reply(pool, req, ReplyKind::Ack, ip, true)?;
-    Ok(vec![Action::Persist(lease), Action::Send(ack)])
+    Ok(vec![
+        Action::Record(Change { event, lease }),
+        Action::Send(ack),
+    ])
 }
 
 fn check_server(pool: &Pool, req: &Request) -> Result<(), ServerError> {
@@ -277,7 +332,10 @@ fn release(pool: &Pool, leases: &mut Leases, req: &Request) -> Result<Vec<Action
     let lease = leases
         .release(pool.network(), &req.mac, req.ciaddr)
         .ok_or(ServerError::NoLease { ip: req.ciaddr })?;
-    Ok(vec![Action::Forget(lease)])
+    Ok(vec![Action::Record(Change {
+        event: Event::Released,
+        lease,
+    })])
 }
 
 fn decline(
@@ -296,7 +354,10 @@ fn decline(
     if pool.static_of(&req.mac).is_none() {
         leases.quarantine(ip, now.saturating_add(QUARANTINE_SECS));
     }
-    Ok(vec![Action::Forget(lease)])
+    Ok(vec![Action::Record(Change {
+        event: Event::Declined,
+        lease,
+    })])
 }
 
 /// The options of an OFFER or ACK, from the pool.

@@ -160,7 +160,11 @@ fn grant_is_persisted_before_the_ack_is_sent() {
     s.handle("lan", &discover(&MAC), 0).expect("offer");
     let actions = s.handle("lan", &select(&MAC, ip, SERVER), 5).expect("ack");
     assert_eq!(actions.len(), 2, "{actions:?}");
-    let Action::Persist(lease) = &actions[0] else {
+    let Action::Record(Change {
+        event: Event::Granted,
+        lease,
+    }) = &actions[0]
+    else {
         panic!("first action must persist: {actions:?}");
     };
     assert_eq!(lease.ip, ip);
@@ -176,7 +180,9 @@ fn grant_is_persisted_before_the_ack_is_sent() {
     assert_eq!(s.leases().by_ip(ip), Some(lease));
     // A renewal persists the new expiry before its ACK, too.
     let actions = s.handle("lan", &renew(&MAC, ip), 100).expect("renew");
-    assert!(matches!(&actions[..], [Action::Persist(l), Action::Send(_)] if l.expires == 3700));
+    assert!(
+        matches!(&actions[..], [Action::Record(Change { event: Event::Renewed, lease: l }), Action::Send(_)] if l.expires == 3700)
+    );
 }
 
 #[test]
@@ -197,7 +203,9 @@ fn init_reboot_acks_its_own_address_and_naks_the_rest() {
     let mut s = server();
     let ip = lease_for(&mut s, &MAC, 0);
     let ok = s.handle("lan", &init_reboot(&MAC, ip), 10).expect("ack");
-    assert!(matches!(&ok[..], [Action::Persist(_), Action::Send(r)] if r.kind == ReplyKind::Ack));
+    assert!(
+        matches!(&ok[..], [Action::Record(Change { event: Event::Renewed, .. }), Action::Send(r)] if r.kind == ReplyKind::Ack)
+    );
     // Wrong subnet (the client moved networks): NAK, broadcast.
     let moved = s
         .handle(
@@ -294,7 +302,9 @@ fn release_frees_the_address() {
     m.set_ciaddr(ip);
     m.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER));
     let actions = s.handle("lan", &bytes(&m), 10).expect("release");
-    assert!(matches!(&actions[..], [Action::Forget(l)] if l.ip == ip));
+    assert!(
+        matches!(&actions[..], [Action::Record(Change { event: Event::Released, lease: l })] if l.ip == ip)
+    );
     assert!(s.leases().is_empty());
     // Again: nothing to release.
     assert!(matches!(
@@ -311,7 +321,9 @@ fn decline_quarantines_the_address() {
     m.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
     m.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER));
     let actions = s.handle("lan", &bytes(&m), 10).expect("decline");
-    assert!(matches!(&actions[..], [Action::Forget(l)] if l.ip == ip));
+    assert!(
+        matches!(&actions[..], [Action::Record(Change { event: Event::Declined, lease: l })] if l.ip == ip)
+    );
     let next = s.handle("lan", &discover(&MAC), 11).expect("offer");
     assert_ne!(decode(only_reply(&next)).yiaddr(), ip);
     // After the quarantine the address is back.

@@ -1,0 +1,322 @@
+//! The lease database on disk: an append-only journal of lease changes,
+//! one JSON line each, made durable in groups.
+//!
+//! The daemon appends every change of a batch of decisions, then calls
+//! [`Journal::commit`] once: one write and one `fdatasync` for the whole
+//! batch, after which the batch's ACKs may go out (group commit). A crash
+//! loses at most changes whose ACK was never sent; a torn last line is
+//! ignored when the journal is read back.
+//!
+//! When the journal has grown to several times the live leases, commit
+//! rewrites it whole (only the live leases, atomically: temporary file,
+//! fsync, rename, fsync of the directory), so its size stays bounded.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::leases::{Lease, Leases, Mac};
+use crate::server::Change;
+
+/// The journal's file name in dhcpd's state directory.
+pub const FILE: &str = "leases.journal";
+/// Compaction waits for at least this many records, whatever the table.
+const MIN_RECORDS_TO_COMPACT: usize = 4096;
+
+/// Errors of the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Reading the journal failed.
+    #[error("read lease journal {path}: {source}")]
+    Read {
+        /// The journal.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Appending or syncing failed: the batch is not durable.
+    #[error("write lease journal {path}: {source}")]
+    Write {
+        /// The journal.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Rewriting the journal failed (the old one is still whole).
+    #[error("compact lease journal {path}: {source}")]
+    Compact {
+        /// The journal.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// One line of the journal.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Record {
+    /// The lease holds (granted or renewed).
+    Hold(Stored),
+    /// The lease ended.
+    End(Stored),
+}
+
+/// A lease as the journal stores it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    network: String,
+    mac: Mac,
+    ip: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hostname: Option<String>,
+    expires: u64,
+}
+
+impl From<&Lease> for Stored {
+    fn from(l: &Lease) -> Self {
+        Self {
+            network: l.network.clone(),
+            mac: l.mac,
+            ip: l.ip,
+            hostname: l.hostname.clone(),
+            expires: l.expires,
+        }
+    }
+}
+
+impl From<Stored> for Lease {
+    fn from(s: Stored) -> Self {
+        Self {
+            mac: s.mac,
+            ip: s.ip,
+            hostname: s.hostname,
+            expires: s.expires,
+            network: s.network,
+        }
+    }
+}
+
+/// The open journal.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    file: File,
+    /// Lines appended since the last commit.
+    pending: Vec<u8>,
+    /// Records in the file (compaction counts from here).
+    records: usize,
+}
+
+impl Journal {
+    /// Opens (creating) the journal in `dir` and returns it with the
+    /// leases it holds. Lines that do not parse (a torn last write, or
+    /// damage) are skipped with a warning. The journal is compacted at
+    /// once, so it starts with only the live leases and no torn tail.
+    pub fn open(dir: &Path) -> Result<(Self, Leases), JournalError> {
+        let path = dir.join(FILE);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => return Err(JournalError::Read { path, source }),
+        };
+        let leases = replay(&text, &path);
+        let file = compact(dir, &leases)?;
+        let journal = Self {
+            dir: dir.to_path_buf(),
+            file,
+            pending: Vec::new(),
+            records: leases.len(),
+        };
+        Ok((journal, leases))
+    }
+
+    /// Queues `change` for the next commit.
+    pub fn append(&mut self, change: &Change) {
+        let stored = Stored::from(&change.lease);
+        let record = if change.event.holds() {
+            Record::Hold(stored)
+        } else {
+            Record::End(stored)
+        };
+        // Serializing plain data into a Vec cannot fail.
+        if serde_json::to_writer(&mut self.pending, &record).is_ok() {
+            self.pending.push(b'\n');
+            self.records += 1;
+        }
+    }
+
+    /// Whether changes wait for a commit.
+    pub fn is_dirty(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Makes every queued change durable: one write, one fdatasync. Then,
+    /// when the file has grown well past `live` (the table after these
+    /// changes), rewrites it with only the live leases. On an error the
+    /// queued changes are not durable and their ACKs must not be sent.
+    pub fn commit(&mut self, live: &Leases) -> Result<(), JournalError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .file
+            .write_all(&self.pending)
+            .and_then(|()| self.file.sync_data());
+        self.pending.clear();
+        result.map_err(|source| JournalError::Write {
+            path: self.dir.join(FILE),
+            source,
+        })?;
+        if self.records >= MIN_RECORDS_TO_COMPACT.max(live.len().saturating_mul(4)) {
+            self.file = compact(&self.dir, live)?;
+            self.records = live.len();
+        }
+        Ok(())
+    }
+}
+
+/// The leases a journal's text describes, in order.
+fn replay(text: &[u8], path: &Path) -> Leases {
+    let mut leases = Leases::new();
+    let mut skipped = 0usize;
+    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<Record>(line) {
+            Ok(Record::Hold(s)) => leases.insert(s.into()),
+            Ok(Record::End(s)) => {
+                let _ = leases.release(&s.network, &s.mac, s.ip);
+            }
+            Err(_) => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            skipped,
+            "{}: skipped lines that do not parse (a torn last write or damage)",
+            path.display()
+        );
+    }
+    leases
+}
+
+/// Rewrites the journal with `leases` only and returns it open for
+/// appending.
+fn compact(dir: &Path, leases: &Leases) -> Result<File, JournalError> {
+    let path = dir.join(FILE);
+    let err = |source| JournalError::Compact {
+        path: path.clone(),
+        source,
+    };
+    let mut text = Vec::with_capacity(leases.len() * 128);
+    for lease in leases.iter() {
+        serde_json::to_writer(&mut text, &Record::Hold(lease.into())).map_err(|e| err(e.into()))?;
+        text.push(b'\n');
+    }
+    oxwrt_daemon::persist::write_atomic(dir, FILE, &text).map_err(err)?;
+    OpenOptions::new().append(true).open(&path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leases::tests::lease;
+    use crate::server::Event;
+
+    fn change(event: Event, lease: Lease) -> Change {
+        Change { event, lease }
+    }
+
+    fn lines(dir: &Path) -> usize {
+        std::fs::read_to_string(dir.join(FILE))
+            .expect("read")
+            .lines()
+            .count()
+    }
+
+    #[test]
+    fn committed_changes_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut j, mut live) = Journal::open(dir.path()).expect("open");
+        assert!(live.is_empty());
+        let mut a = lease(1, [10, 0, 0, 10], 100);
+        a.hostname = Some("laptop".into());
+        let b = lease(2, [10, 0, 0, 11], 100);
+        for l in [&a, &b] {
+            live.insert(l.clone());
+            j.append(&change(Event::Granted, l.clone()));
+        }
+        live.release("lan", &b.mac, b.ip);
+        j.append(&change(Event::Released, b.clone()));
+        assert!(j.is_dirty());
+        j.commit(&live).expect("commit");
+        assert!(!j.is_dirty());
+        drop(j);
+        let (_, back) = Journal::open(dir.path()).expect("reopen");
+        assert_eq!(back.len(), 1);
+        assert_eq!(back.by_ip(a.ip), Some(&a));
+        // Reopening compacted it to the live lease.
+        assert_eq!(lines(dir.path()), 1);
+    }
+
+    #[test]
+    fn uncommitted_changes_are_not_on_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut j, _) = Journal::open(dir.path()).expect("open");
+        j.append(&change(Event::Granted, lease(1, [10, 0, 0, 10], 100)));
+        drop(j);
+        let (_, back) = Journal::open(dir.path()).expect("reopen");
+        assert!(back.is_empty());
+    }
+
+    #[test]
+    fn a_torn_last_line_and_damage_are_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut j, mut live) = Journal::open(dir.path()).expect("open");
+        let a = lease(1, [10, 0, 0, 10], 100);
+        live.insert(a.clone());
+        j.append(&change(Event::Granted, a.clone()));
+        j.commit(&live).expect("commit");
+        drop(j);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(FILE))
+            .expect("open");
+        f.write_all(b"not json\n{\"hold\":{\"network\":\"lan\",\"ma")
+            .expect("write");
+        drop(f);
+        let (_, back) = Journal::open(dir.path()).expect("reopen");
+        assert_eq!(back.len(), 1);
+        assert_eq!(back.by_ip(a.ip), Some(&a));
+        assert_eq!(lines(dir.path()), 1);
+    }
+
+    #[test]
+    fn the_journal_is_compacted_once_it_outgrows_the_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut j, mut live) = Journal::open(dir.path()).expect("open");
+        let a = lease(1, [10, 0, 0, 10], 100);
+        live.insert(a.clone());
+        for i in 0..MIN_RECORDS_TO_COMPACT - 1 {
+            let mut renewed = a.clone();
+            renewed.expires = 100 + i as u64;
+            j.append(&change(Event::Renewed, renewed));
+        }
+        j.commit(&live).expect("commit");
+        assert_eq!(lines(dir.path()), MIN_RECORDS_TO_COMPACT - 1);
+        j.append(&change(Event::Renewed, a.clone()));
+        j.commit(&live).expect("commit");
+        assert_eq!(lines(dir.path()), 1);
+        // Appends after a compaction go to the new file.
+        let b = lease(2, [10, 0, 0, 11], 100);
+        live.insert(b.clone());
+        j.append(&change(Event::Granted, b.clone()));
+        j.commit(&live).expect("commit");
+        drop(j);
+        let (_, back) = Journal::open(dir.path()).expect("reopen");
+        assert_eq!(back.len(), 2);
+        assert_eq!(back.by_ip(b.ip), Some(&b));
+    }
+}
