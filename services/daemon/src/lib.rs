@@ -9,6 +9,7 @@
 
 mod bus;
 mod env;
+pub mod net;
 pub mod persist;
 mod ready;
 

@@ -8,7 +8,6 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::LinkAttribute;
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
 use super::action::Destination;
@@ -22,15 +21,8 @@ pub const CLIENT_PORT: u16 = 68;
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
     /// Creating, configuring or binding the socket failed.
-    #[error("open dhcp socket on {device}: {step}: {source}")]
-    Open {
-        /// The device.
-        device: String,
-        /// Which step failed.
-        step: &'static str,
-        /// Why.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Open(#[from] oxwrt_daemon::net::DeviceSocketError),
     /// Opening rtnetlink failed.
     #[error("open rtnetlink: {0}")]
     Netlink(#[source] io::Error),
@@ -58,26 +50,7 @@ impl DhcpSocket {
     /// SO_REUSEADDR, bound to 0.0.0.0:68). Needs CAP_NET_BIND_SERVICE and
     /// CAP_NET_RAW (or root), and a tokio runtime.
     pub fn open(device: &str) -> Result<Self, SocketError> {
-        let failed = |step| {
-            move |source| SocketError::Open {
-                device: device.to_string(),
-                step,
-                source,
-            }
-        };
-        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-            .map_err(failed("socket"))?;
-        socket
-            .set_reuse_address(true)
-            .map_err(failed("SO_REUSEADDR"))?;
-        socket.set_broadcast(true).map_err(failed("SO_BROADCAST"))?;
-        socket
-            .bind_device(Some(device.as_bytes()))
-            .map_err(failed("SO_BINDTODEVICE"))?;
-        socket.set_nonblocking(true).map_err(failed("O_NONBLOCK"))?;
-        let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT);
-        socket.bind(&any.into()).map_err(failed("bind"))?;
-        let inner = UdpSocket::from_std(socket.into()).map_err(failed("register"))?;
+        let inner = oxwrt_daemon::net::udp_on_device(device, CLIENT_PORT, None)?;
         Ok(Self { inner })
     }
 
