@@ -1,0 +1,14 @@
+//! Any bytes into `dnsd::query::parse_query`: it must return, never
+//! panic. The unit test `resolver::tests::never_panics_on_mutated_input`
+//! runs the same function (and the resolver after it) over mutated
+//! queries on stable Rust, so CI exercises it too.
+//!
+//! Run: `cargo +nightly fuzz run parse_query` in `services/dnsd/fuzz`.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = dnsd::query::parse_query(data);
+});
