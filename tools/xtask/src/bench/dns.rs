@@ -1,11 +1,411 @@
-//! `cargo xtask bench dns`.
+//! `cargo xtask bench dns`: dnsperf against dnsd, dnsmasq and unbound, one
+//! after the other, on the same namespaces, with the same upstream and the
+//! same query files.
+//!
+//! ```text
+//!  load (dnsperf) 192.168.60.10 --- srv: server under test 192.168.60.1
+//!                                        10.60.0.1 --- up: dnsmasq 10.60.0.53
+//! ```
+//!
+//! The upstream answers every name with 192.0.2.1 (TTL 3600). Each server
+//! runs single-threaded (dnsd and dnsmasq are; unbound gets
+//! `num-threads: 1`) with a cache of 10,000 entries (unbound: its default
+//! byte-sized caches) and its other defaults. Per server: a warm-up pass
+//! over the cached file, then `--seconds` of cached answers (1,000 names
+//! asked over and over), then `--seconds` of cache misses (names never
+//! asked before), then its resident memory (VmRSS). Figures are printed,
+//! never asserted.
 
-use anyhow::{Result, bail};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use oxwrt_lab::scratch::Netns;
 
 #[derive(Debug, Args)]
-pub struct DnsArgs {}
+pub struct DnsArgs {
+    /// Length of each dnsperf run, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// Do not install missing system packages.
+    #[arg(long)]
+    no_deps_install: bool,
+}
 
-pub fn run(_args: DnsArgs) -> Result<()> {
-    bail!("the dns benchmark is not built yet")
+const SERVER: &str = "192.168.60.1";
+const LOAD: &str = "192.168.60.10";
+const SERVER_WAN: &str = "10.60.0.1";
+const UPSTREAM: &str = "10.60.0.53";
+const DNSMASQ: &str = "/usr/sbin/dnsmasq";
+const UNBOUND: &str = "/usr/sbin/unbound";
+/// Debian packages the benchmark runs.
+const PACKAGES: &[&str] = &[
+    "dnsperf",
+    "unbound",
+    "dnsmasq-base",
+    "bind9-dnsutils",
+    "iproute2",
+];
+/// Names in the cached query file.
+const CACHED_NAMES: usize = 1_000;
+/// Names in the miss query file: more than any server answers in a run.
+const MISS_NAMES: usize = 2_000_000;
+
+/// A child process, killed on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One dnsperf run's result.
+#[derive(Debug, Default, Clone, Copy)]
+struct Run {
+    qps: f64,
+    lost_percent: f64,
+}
+
+/// One server's figures.
+#[derive(Debug)]
+struct Row {
+    name: &'static str,
+    cached: Run,
+    misses: Run,
+    rss_kib: u64,
+}
+
+pub fn run(args: DnsArgs) -> Result<()> {
+    if !nix_is_root() {
+        bail!("the dns benchmark needs root (network namespaces, port 53)");
+    }
+    if !args.no_deps_install {
+        install_packages()?;
+    }
+    let root = workspace_root()?;
+    eprintln!("==> building dnsd (release)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "dnsd", "--bin", "dnsd"])
+        .current_dir(&root)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("building dnsd failed ({status})");
+    }
+    let dnsd = root.join("target/release/dnsd");
+
+    let dir = std::env::temp_dir().join(format!("oxwrt-bench-dns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = bench(&args, &dir, &dnsd);
+    let _ = std::fs::remove_dir_all(&dir);
+    let rows = result?;
+    print!("{}", table(&rows, args.seconds));
+    Ok(())
+}
+
+fn bench(args: &DnsArgs, dir: &Path, dnsd: &Path) -> Result<Vec<Row>> {
+    let (load, srv, up) = (Netns::new("oxbd"), Netns::new("oxbd"), Netns::new("oxbd"));
+    load.veth("eth0", &srv, "lan0");
+    load.ip(&["addr", "add", &format!("{LOAD}/24"), "dev", "eth0"]);
+    srv.ip(&["addr", "add", &format!("{SERVER}/24"), "dev", "lan0"]);
+    srv.veth("wan0", &up, "eth0");
+    srv.ip(&["addr", "add", &format!("{SERVER_WAN}/24"), "dev", "wan0"]);
+    up.ip(&["addr", "add", &format!("{UPSTREAM}/24"), "dev", "eth0"]);
+
+    let cached = dir.join("cached.txt");
+    let misses = dir.join("misses.txt");
+    write_queries(&cached, "c", CACHED_NAMES)?;
+    write_queries(&misses, "m", MISS_NAMES)?;
+
+    let _upstream = spawn(
+        &up,
+        DNSMASQ,
+        &[
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--user=root",
+            "--group=root",
+            &format!("--listen-address={UPSTREAM}"),
+            "--bind-interfaces",
+            "--address=/#/192.0.2.1",
+            "--local-ttl=3600",
+            "--cache-size=0",
+        ],
+    )?;
+    wait_answering(&srv, UPSTREAM)?;
+
+    let mut rows = Vec::new();
+    for name in ["dnsd", "dnsmasq", "unbound"] {
+        eprintln!("==> {name}");
+        let server = start_server(name, &srv, dir, dnsd)?;
+        wait_answering(&load, SERVER)?;
+        let pid = server.0.id();
+        // Warm-up: every cached name once.
+        dnsperf(&load, &cached, &["-n", "1"])?;
+        let secs = args.seconds.to_string();
+        let cached_run = dnsperf(&load, &cached, &["-l", &secs])?;
+        eprintln!(
+            "    cached: {:.0} qps, {:.2}% lost",
+            cached_run.qps, cached_run.lost_percent
+        );
+        let miss_run = dnsperf(&load, &misses, &["-l", &secs])?;
+        eprintln!(
+            "    misses: {:.0} qps, {:.2}% lost",
+            miss_run.qps, miss_run.lost_percent
+        );
+        let rss_kib = vm_rss(pid)?;
+        rows.push(Row {
+            name,
+            cached: cached_run,
+            misses: miss_run,
+            rss_kib,
+        });
+        drop(server);
+    }
+    Ok(rows)
+}
+
+fn start_server(name: &str, srv: &Netns, dir: &Path, dnsd: &Path) -> Result<Guard> {
+    match name {
+        "dnsd" => {
+            let config = dir.join("oxwrt.toml");
+            std::fs::write(&config, dnsd_config())?;
+            let path = config.display().to_string();
+            spawn(srv, &dnsd.display().to_string(), &["--config", &path])
+        }
+        "dnsmasq" => spawn(
+            srv,
+            DNSMASQ,
+            &[
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--user=root",
+                "--group=root",
+                &format!("--listen-address={SERVER}"),
+                "--bind-interfaces",
+                &format!("--server={UPSTREAM}"),
+                "--cache-size=10000",
+            ],
+        ),
+        _ => {
+            let config = dir.join("unbound.conf");
+            std::fs::write(&config, unbound_config(dir))?;
+            let path = config.display().to_string();
+            spawn(srv, UNBOUND, &["-d", "-c", &path])
+        }
+    }
+}
+
+fn dnsd_config() -> String {
+    format!(
+        r#"version = 1
+[system]
+hostname = "bench"
+
+[[networks]]
+name = "lan"
+kind = "lan"
+bridge = "lan0"
+ports = []
+address = "{SERVER}/24"
+
+[dns]
+cache_size = 10000
+upstreams = [{{ address = "{UPSTREAM}" }}]
+"#
+    )
+}
+
+fn unbound_config(dir: &Path) -> String {
+    format!(
+        r#"server:
+  interface: {SERVER}
+  port: 53
+  access-control: 192.168.60.0/24 allow
+  num-threads: 1
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "{dir}"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  do-ip6: no
+  module-config: "iterator"
+  qname-minimisation: no
+  do-not-query-localhost: no
+forward-zone:
+  name: "."
+  forward-addr: {UPSTREAM}
+"#,
+        dir = dir.display()
+    )
+}
+
+fn write_queries(path: &Path, prefix: &str, n: usize) -> Result<()> {
+    let mut text = String::with_capacity(n * 24);
+    for i in 0..n {
+        let _ = writeln!(text, "{prefix}{i}.bench.example A");
+    }
+    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
+}
+
+fn spawn(ns: &Netns, program: &str, args: &[&str]) -> Result<Guard> {
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns.name(), program])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("start {program}"))?;
+    Ok(Guard(child))
+}
+
+/// Waits (at most 20 s) until `server` answers a query from `ns`.
+fn wait_answering(ns: &Netns, server: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = ns.exec(
+            "dig",
+            &[
+                &format!("@{server}"),
+                "+time=1",
+                "+tries=1",
+                "+short",
+                "ready.bench.example",
+            ],
+        );
+        if String::from_utf8_lossy(&out.stdout).contains("192.0.2.1") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{server} does not answer");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One dnsperf run from `ns` against the server.
+fn dnsperf(ns: &Netns, queries: &Path, extra: &[&str]) -> Result<Run> {
+    let file = queries.display().to_string();
+    let mut args = vec!["-s", SERVER, "-d", &file, "-c", "8", "-q", "500", "-t", "2"];
+    args.extend_from_slice(extra);
+    let out = ns.exec("dnsperf", &args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "dnsperf failed: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let field = |label: &str| -> Option<&str> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(str::trim)
+    };
+    let qps = field("Queries per second:")
+        .and_then(|v| v.parse().ok())
+        .context("dnsperf printed no queries per second")?;
+    // "Queries lost:         12 (0.01%)"
+    let lost_percent = field("Queries lost:")
+        .and_then(|v| v.split('(').nth(1))
+        .and_then(|v| v.trim_end_matches(')').trim_end_matches('%').parse().ok())
+        .unwrap_or(0.0);
+    Ok(Run { qps, lost_percent })
+}
+
+fn vm_rss(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("read /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")
+}
+
+fn table(rows: &[Row], seconds: u32) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\ndnsperf, {seconds} s per run, 8 clients, 500 in flight; upstream: dnsmasq answering every name\n"
+    );
+    let _ = writeln!(
+        out,
+        "{:<9} {:>12} {:>7} {:>12} {:>7} {:>10}",
+        "server", "cached qps", "lost", "miss qps", "lost", "RSS"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<9} {:>12.0} {:>6.2}% {:>12.0} {:>6.2}% {:>7.1} MB",
+            r.name,
+            r.cached.qps,
+            r.cached.lost_percent,
+            r.misses.qps,
+            r.misses.lost_percent,
+            r.rss_kib as f64 / 1024.0
+        );
+    }
+    out
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_owned)
+        .context("cannot find the workspace root")
+}
+
+fn install_packages() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .is_ok_and(|o| o.status.success() && o.stdout.ends_with(b" installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("==> installing {}", missing.join(" "));
+    let apt = |args: &[&str]| -> Result<()> {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("cannot run apt-get")?;
+        if !status.success() {
+            bail!("apt-get {} failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    apt(&["update"])?;
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend(&missing);
+    apt(&install)
 }
