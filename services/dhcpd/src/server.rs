@@ -105,6 +105,8 @@ pub struct Reply {
     pub network: String,
     /// The device to send it from.
     pub device: String,
+    /// The router's address on the network (the source address).
+    pub server: Ipv4Addr,
     /// Where to.
     pub to: Destination,
     /// The encoded message.
@@ -452,6 +454,7 @@ fn reply(
         kind,
         network: pool.network().to_string(),
         device: pool.device.clone(),
+        server: pool.server,
         to,
         bytes,
     })

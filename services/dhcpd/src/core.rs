@@ -1,0 +1,204 @@
+//! The daemon's state behind one lock: the deciding server, the journal
+//! and the device sockets, with the config they were made from.
+//!
+//! A batch of received datagrams is decided under the lock, its lease
+//! changes are made durable with one commit, and only then are its replies
+//! handed back for sending (outside the lock). Config applies, the
+//! periodic tick and the bus reads take the same lock between batches.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bus_schema::bus::DhcpLease;
+use bus_schema::config::Sections;
+use bus_schema::config::model::{Dhcp, Network};
+
+use crate::io::{Incoming, Outgoing, Sockets};
+use crate::journal::{Journal, JournalError};
+use crate::leases::{Lease, mac_string};
+use crate::pool::Pool;
+use crate::server::{Action, Change, ReplyKind, Server};
+
+/// The sections dhcpd consumes.
+#[derive(Debug, Clone, Default)]
+struct Config {
+    networks: Option<Vec<Network>>,
+    dhcp: Option<Dhcp>,
+}
+
+impl Config {
+    /// This config with the sections in `sections` replaced.
+    fn merged(&self, sections: &Sections) -> Result<Self, String> {
+        Ok(Self {
+            networks: oxwrt_daemon::section(sections, "networks")?
+                .or_else(|| self.networks.clone()),
+            dhcp: oxwrt_daemon::section(sections, "dhcp")?.or_else(|| self.dhcp.clone()),
+        })
+    }
+
+    /// The pools this config describes (none until both sections are in).
+    fn pools(&self) -> Result<Vec<Pool>, String> {
+        match (&self.dhcp, &self.networks) {
+            (Some(dhcp), Some(networks)) => {
+                Pool::from_config(dhcp, networks).map_err(|e| e.to_string())
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+/// What one batch produced.
+#[derive(Debug, Default)]
+pub struct Decided {
+    /// Replies to send, in order.
+    pub replies: Vec<Outgoing>,
+    /// Lease changes, durable, for the bus.
+    pub changes: Vec<Change>,
+}
+
+/// dhcpd's state.
+#[derive(Debug)]
+pub struct Core {
+    config: Config,
+    server: Server,
+    journal: Journal,
+    sockets: Sockets,
+}
+
+/// Unix time in seconds: lease times survive a restart.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Core {
+    /// A core serving no pool yet, with the journal's leases.
+    pub fn new(journal: Journal, leases: crate::Leases, sockets: Sockets) -> Self {
+        Self {
+            config: Config::default(),
+            server: Server::new(Vec::new(), leases),
+            journal,
+            sockets,
+        }
+    }
+
+    /// Could `sections` be applied? Builds the pools and changes nothing.
+    pub fn check(&self, sections: &Sections) -> Result<(), String> {
+        self.config.merged(sections)?.pools().map(|_| ())
+    }
+
+    /// Applies `sections`: new pools (leases are kept), and sockets on
+    /// exactly the pools' devices.
+    pub fn apply(&mut self, sections: &Sections) -> Result<(), String> {
+        let config = self.config.merged(sections)?;
+        let pools = config.pools()?;
+        self.config = config;
+        self.server.set_pools(pools);
+        self.serve_devices();
+        Ok(())
+    }
+
+    /// Opens the sockets of devices that were missing or replaced.
+    pub fn serve_devices(&mut self) {
+        let mut devices: Vec<String> = self
+            .server
+            .pools()
+            .iter()
+            .map(|p| p.device.clone())
+            .collect();
+        devices.sort();
+        devices.dedup();
+        self.sockets.serve(&devices);
+    }
+
+    /// The devices served now.
+    pub fn served(&self) -> Vec<String> {
+        self.sockets.served()
+    }
+
+    /// Decides on `batch` at `now`. Every lease change is committed to
+    /// the journal before any reply is returned; when the commit fails,
+    /// the ACKs are withheld (their grants are not durable) and the
+    /// error is logged.
+    pub fn decide(&mut self, batch: Vec<Incoming>, now: u64) -> Decided {
+        let mut out = Decided::default();
+        let mut replies = Vec::new();
+        for incoming in batch {
+            let Some(network) = self.network_of(&incoming.device) else {
+                continue;
+            };
+            match self.server.handle(&network, &incoming.bytes, now) {
+                Ok(actions) => {
+                    for action in actions {
+                        match action {
+                            Action::Record(change) => {
+                                self.journal.append(&change);
+                                out.changes.push(change);
+                            }
+                            Action::Send(reply) => replies.push(reply),
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(device = %incoming.device, "dropped: {e}"),
+            }
+        }
+        if let Err(e) = self.commit() {
+            tracing::error!("{e}; withholding this batch's ACKs");
+            replies.retain(|r| r.kind != ReplyKind::Ack);
+            out.changes.clear();
+        }
+        out.replies = replies
+            .into_iter()
+            .filter_map(|r| self.sockets.route(r))
+            .collect();
+        out
+    }
+
+    /// Ends the leases that ran out by `now`; returns the changes.
+    pub fn expire(&mut self, now: u64) -> Vec<Change> {
+        let changes = self.server.expire(now);
+        for c in &changes {
+            self.journal.append(c);
+        }
+        if let Err(e) = self.commit() {
+            tracing::warn!("{e}");
+        }
+        changes
+    }
+
+    fn commit(&mut self) -> Result<(), JournalError> {
+        self.journal.commit(self.server.leases())
+    }
+
+    /// The network a device carries (the pool's), if it is served.
+    fn network_of(&self, device: &str) -> Option<String> {
+        self.server
+            .pools()
+            .iter()
+            .find(|p| p.device == device)
+            .map(|p| p.network().to_string())
+    }
+
+    /// Every lease, sorted by network and address.
+    pub fn leases(&self) -> Vec<DhcpLease> {
+        let mut all: Vec<&Lease> = self.server.leases().iter().collect();
+        all.sort_by(|a, b| (&a.network, a.ip).cmp(&(&b.network, b.ip)));
+        all.into_iter().map(bus_lease).collect()
+    }
+
+    /// Number of leases.
+    pub fn lease_count(&self) -> usize {
+        self.server.leases().len()
+    }
+}
+
+/// A lease as the bus shows it.
+pub fn bus_lease(l: &Lease) -> DhcpLease {
+    DhcpLease {
+        network: l.network.clone(),
+        mac: mac_string(&l.mac),
+        ip: l.ip.to_string(),
+        hostname: l.hostname.clone().unwrap_or_default(),
+        expires: l.expires,
+    }
+}

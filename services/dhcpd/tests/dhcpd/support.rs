@@ -1,0 +1,236 @@
+//! The test LAN: a router namespace with bridge `br0` (10.78.0.1/24)
+//! where dhcpd runs (its real core, journal, sockets and loops, without
+//! the bus), and client namespaces, each a veth port of the bridge.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bus_schema::bus::DhcpLease;
+use bus_schema::config::Sections;
+use dhcpd::core::Core;
+use dhcpd::io::Sockets;
+use dhcpd::journal::Journal;
+use dhcpd::raw::RawSender;
+use dhcpd::serve::{self, lock};
+pub use oxwrt_lab::scratch::Netns;
+use tokio::sync::{mpsc, oneshot};
+
+/// Every wait gives up after this.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The LAN's config: pool .100-.150, options, one static lease.
+pub const CONFIG: &str = r#"
+version = 1
+[system]
+hostname = "rtr"
+domain = "lan"
+[[networks]]
+name = "lan"
+kind = "lan"
+bridge = "br0"
+address = "10.78.0.1/24"
+[[dhcp.pools]]
+network = "lan"
+start = "10.78.0.100"
+end = "10.78.0.150"
+lease_time = "1h"
+dns = ["10.78.0.53"]
+domain = "test.lan"
+ntp = ["10.78.0.123"]
+mtu = 1400
+[[dhcp.static_leases]]
+mac = "02:00:00:78:00:99"
+ip = "10.78.0.20"
+hostname = "printer"
+"#;
+
+/// Whether the tests can make namespaces; prints `SKIP:` when not.
+pub fn root_or_skip() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        println!("SKIP: needs root (network namespaces)");
+    }
+    root
+}
+
+/// The sections of `text` (a public config).
+pub fn sections(text: &str) -> Sections {
+    let loaded = bus_schema::config::check_public_text(text).expect("valid config");
+    bus_schema::config::sections(&loaded.config, false)
+}
+
+/// A running dhcpd.
+pub struct Dhcpd {
+    pub core: Arc<Mutex<Core>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Dhcpd {
+    /// Starts dhcpd in `ns` with its journal in `dir`, applying `config`.
+    pub fn start(ns: &Netns, dir: &Path, config: &str) -> Dhcpd {
+        oxwrt_daemon::init_logging();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let ns = ns.name().to_string();
+        let dir = dir.to_path_buf();
+        let sections = sections(config);
+        let thread = std::thread::spawn(move || {
+            oxwrt_lab::scratch::enter(&ns).expect("enter the router namespace");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let (journal, leases) = Journal::open(&dir).expect("journal");
+                let raw = RawSender::open().expect("packet socket");
+                let (queue_tx, queue_rx) = mpsc::channel(1024);
+                let (changes_tx, mut changes_rx) = mpsc::unbounded_channel();
+                let core = Arc::new(Mutex::new(Core::new(
+                    journal,
+                    leases,
+                    Sockets::new(queue_tx),
+                )));
+                lock(&core).apply(&sections).expect("apply");
+                let decide = tokio::spawn(serve::decide(
+                    core.clone(),
+                    raw,
+                    queue_rx,
+                    changes_tx.clone(),
+                ));
+                let tick = tokio::spawn(serve::tick(core.clone(), changes_tx));
+                let drain = tokio::spawn(async move { while changes_rx.recv().await.is_some() {} });
+                ready_tx.send(core).expect("report ready");
+                let _ = stop_rx.await;
+                decide.abort();
+                tick.abort();
+                drain.abort();
+            });
+        });
+        let core = ready_rx.recv_timeout(WAIT).expect("dhcpd started");
+        Dhcpd {
+            core,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The leases now.
+    pub fn leases(&self) -> Vec<DhcpLease> {
+        lock(&self.core).leases()
+    }
+
+    /// Applies another config.
+    pub fn apply(&self, config: &str) -> Result<(), String> {
+        lock(&self.core).apply(&sections(config))
+    }
+
+    /// Waits until a lease satisfies `pred`.
+    pub fn wait_lease(&self, what: &str, pred: impl Fn(&DhcpLease) -> bool) -> DhcpLease {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(l) = self.leases().into_iter().find(|l| pred(l)) {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no such lease in {:?}",
+                self.leases()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until no lease satisfies `pred`.
+    pub fn wait_gone(&self, what: &str, pred: impl Fn(&DhcpLease) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while self.leases().iter().any(&pred) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: still leased in {:?}",
+                self.leases()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops it (as a crash would: nothing is flushed at exit).
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Dhcpd {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// The router namespace with its bridge, and a scratch directory.
+pub struct Lan {
+    pub router: Netns,
+    pub dir: tempfile::TempDir,
+    ports: AtomicUsize,
+}
+
+/// A client namespace on the LAN.
+pub struct Client {
+    pub ns: Netns,
+    pub dir: PathBuf,
+}
+
+impl Lan {
+    pub fn new() -> Lan {
+        let router = Netns::new("oxh");
+        router.ip(&["link", "add", "br0", "type", "bridge", "stp_state", "0"]);
+        router.ip(&["link", "set", "br0", "type", "bridge", "forward_delay", "0"]);
+        router.ip(&["addr", "add", "10.78.0.1/24", "dev", "br0"]);
+        router.ip(&["link", "set", "br0", "up"]);
+        Lan {
+            router,
+            dir: tempfile::tempdir().expect("tempdir"),
+            ports: AtomicUsize::new(0),
+        }
+    }
+
+    /// dhcpd's state directory.
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// A new client namespace whose `eth0` has `mac` and is a port of
+    /// `br0`.
+    pub fn client(&self, mac: &str) -> Client {
+        let n = self.ports.fetch_add(1, Ordering::Relaxed);
+        let ns = Netns::new("oxh");
+        let port = format!("p{n}");
+        self.router.veth(&port, &ns, "eth0");
+        self.router.ip(&["link", "set", &port, "master", "br0"]);
+        ns.ip(&["link", "set", "eth0", "down"]);
+        ns.ip(&["link", "set", "eth0", "address", mac]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+        let dir = self.dir.path().join(format!("client{n}"));
+        std::fs::create_dir_all(&dir).expect("client dir");
+        Client { ns, dir }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Background clients (dhclient renews on its own) end with their
+        // namespace.
+        let _ = oxwrt_lab::netns::kill_all(self.ns.name());
+    }
+}
