@@ -251,7 +251,17 @@ pub fn builtins(paths: &Paths) -> Vec<ServiceSpec> {
             "CAP_NET_ADMIN",
         ],
     );
-    vec![crate::broker::spec(paths), configd, netd, fwd]
+    let dhcpd = daemon(
+        "dhcpd",
+        &[
+            // SO_BINDTODEVICE on each LAN device, and the packet socket for
+            // replies to a client's hardware address.
+            "CAP_NET_RAW",
+            // UDP port 67.
+            "CAP_NET_BIND_SERVICE",
+        ],
+    );
+    vec![crate::broker::spec(paths), configd, netd, fwd, dhcpd]
 }
 
 /// A config-consuming daemon: its binary of the same name, its uid from
@@ -343,7 +353,7 @@ max_crashes = 2
         let all = merge(
             builtins(&paths()),
             extra,
-            &["bus".into(), "netd".into(), "fwd".into()],
+            &["bus".into(), "netd".into(), "fwd".into(), "dhcpd".into()],
         )
         .expect("merges");
         let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
@@ -366,6 +376,7 @@ max_crashes = 2
                 &["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE"][..],
             ),
             ("fwd", &["CAP_NET_ADMIN"][..]),
+            ("dhcpd", &["CAP_NET_RAW", "CAP_NET_BIND_SERVICE"][..]),
         ] {
             let spec = all.iter().find(|s| s.name == name).expect("builtin");
             let principal = bus_schema::bus::policy::by_service(name).expect("principal");

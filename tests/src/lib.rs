@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dhcp_client;
 pub mod exec;
 mod info;
 pub mod isp;

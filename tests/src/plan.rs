@@ -106,6 +106,17 @@ impl Plan {
         })
     }
 
+    /// The namespace of extra LAN host `index` (1-based; see
+    /// [`crate::Lab::add_host`]).
+    pub fn host(&self, index: usize) -> String {
+        format!("{NS_PREFIX}{}-host{index}", self.name)
+    }
+
+    /// The switch port of extra LAN host `index`.
+    pub fn host_port(index: usize) -> String {
+        format!("h{index}")
+    }
+
     /// Every namespace, in the order they are created.
     pub fn namespaces(&self) -> Vec<&str> {
         let mut all = vec![
@@ -134,9 +145,12 @@ impl Plan {
         };
         match role {
             "isp" | "router" | "sw" => true,
-            _ => role.strip_prefix("lan").is_some_and(|n| {
-                !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
-            }),
+            _ => role
+                .strip_prefix("lan")
+                .or_else(|| role.strip_prefix("host"))
+                .is_some_and(|n| {
+                    !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+                }),
         }
     }
 
@@ -241,6 +255,8 @@ mod tests {
     fn leftover_namespaces_are_recognised_exactly() {
         assert!(Plan::is_lab_namespace("t1", "oxl-t1-isp"));
         assert!(Plan::is_lab_namespace("t1", "oxl-t1-lan12"));
+        assert!(Plan::is_lab_namespace("t1", "oxl-t1-host3"));
+        assert!(!Plan::is_lab_namespace("t1", "oxl-t1-host"));
         assert!(!Plan::is_lab_namespace("t1", "oxl-t1-x-isp"));
         assert!(!Plan::is_lab_namespace("t1", "oxl-t10-isp"));
         assert!(!Plan::is_lab_namespace("t1", "oxl-t1-lan"));

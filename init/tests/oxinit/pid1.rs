@@ -98,7 +98,14 @@ fn as_pid1_it_mounts_names_the_host_boots_and_reboots_on_sigterm() {
         .arg(root)
         // The network daemons have their own tests; this one is about
         // PID 1's duties.
-        .args(["--without", "netd", "--without", "fwd"])
+        .args([
+            "--without",
+            "netd",
+            "--without",
+            "fwd",
+            "--without",
+            "dhcpd",
+        ])
         .stdin(Stdio::null())
         .spawn()
         .expect("start unshare");

@@ -54,6 +54,8 @@ impl Router {
                 "netd",
                 "--without",
                 "fwd",
+                "--without",
+                "dhcpd",
             ])
             .arg("--extra-services")
             .arg(&file)

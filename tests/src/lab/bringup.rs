@@ -76,6 +76,35 @@ impl Lab {
         Ok(&mut self.children[newest])
     }
 
+    /// Adds a LAN host: a namespace whose `eth0` (MAC `mac`, no address)
+    /// is a port of the switch, for a DHCP client to configure. Torn down
+    /// with the lab; returns the namespace.
+    pub fn add_host(&mut self, mac: &str) -> Result<String, LabError> {
+        let index = 1 + self
+            .state
+            .namespaces
+            .iter()
+            .filter(|n| n.contains("-host"))
+            .count();
+        let plan = self.plan.clone();
+        let ns = plan.host(index);
+        self.state.namespaces.push(ns.clone());
+        self.save()?;
+        netns::add(&ns)?;
+        let port = Plan::host_port(index);
+        netns::veth(&plan.switch, &port, &ns, CLIENT_IF)?;
+        netns::enslave(&plan.switch, &port, SWITCH_BRIDGE)?;
+        let quick = Duration::from_secs(10);
+        self.ns_exec_ok(&ns, &["ip", "link", "set", CLIENT_IF, "down"], quick)?;
+        self.ns_exec_ok(
+            &ns,
+            &["ip", "link", "set", CLIENT_IF, "address", mac],
+            quick,
+        )?;
+        netns::link_up(&ns, CLIENT_IF)?;
+        Ok(ns)
+    }
+
     pub(super) fn build(&mut self, cfg: &LabConfig) -> Result<(), LabError> {
         self.make_root(cfg.config.as_deref())?;
         let plan = self.plan.clone();

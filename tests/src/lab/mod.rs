@@ -352,7 +352,7 @@ impl Lab {
     }
 
     fn check_ns(&self, ns: &str) -> Result<(), LabError> {
-        if self.plan.owns(ns) {
+        if self.plan.owns(ns) || self.state.namespaces.iter().any(|n| n == ns) {
             Ok(())
         } else {
             Err(LabError::UnknownNamespace {

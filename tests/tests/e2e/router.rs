@@ -25,18 +25,18 @@ const LIMIT: Duration = Duration::from_secs(240);
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A lab whose router runs the stack.
-struct Router {
-    lab: Lab,
-    rt: tokio::runtime::Runtime,
-    conn: zbus::Connection,
+pub(crate) struct Router {
+    pub(crate) lab: Lab,
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) conn: zbus::Connection,
     /// The router's WAN address (leased by netd).
     wan: Ipv4Addr,
 }
 
 impl Router {
-    fn boot(scope: &Scope, lan_clients: usize) -> Result<Router, BoxError> {
+    pub(crate) fn boot(scope: &Scope, lan_clients: usize) -> Result<Router, BoxError> {
         let oxinit = built("oxinit")?;
-        for daemon in ["configd", "netd", "fwd"] {
+        for daemon in ["configd", "netd", "fwd", "dhcpd"] {
             built(daemon)?;
         }
         let mut lab = scope.up(LabConfig {
@@ -97,7 +97,7 @@ impl Router {
 
     /// Replaces `from` by `to` in the router's `oxwrt.toml` (or appends
     /// `to` when `from` is empty) and reloads through configd.
-    fn reload_with(&self, from: &str, to: &str) -> TestResult {
+    pub(crate) fn reload_with(&self, from: &str, to: &str) -> TestResult {
         let path = self.lab.root().join("etc/oxwrt/oxwrt.toml");
         let text = fs::read_to_string(&path)?;
         let text = if from.is_empty() {
@@ -369,6 +369,7 @@ fn each_daemon_runs_as_its_uid_with_only_its_capabilities() {
             ("configd", 0, 0u64),
             ("netd", 7101, 1 << 10 | 1 << 12 | 1 << 13),
             ("fwd", 7102, 1 << 12),
+            ("dhcpd", 7103, 1 << 10 | 1 << 13),
         ] {
             let pid = services
                 .iter()

@@ -143,10 +143,12 @@ const WAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 fn build_stack() -> Result<Boot> {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("building oxinit, configd, netd and fwd...");
+    eprintln!("building oxinit, configd, netd, fwd and dhcpd...");
     let status = std::process::Command::new(cargo)
         .args(["build", "--quiet", "--manifest-path", manifest])
-        .args(["-p", "oxinit", "-p", "configd", "-p", "netd", "-p", "fwd"])
+        .args([
+            "-p", "oxinit", "-p", "configd", "-p", "netd", "-p", "fwd", "-p", "dhcpd",
+        ])
         .status()
         .context("cannot run cargo")?;
     anyhow::ensure!(status.success(), "cargo build failed ({status})");

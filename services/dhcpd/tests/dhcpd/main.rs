@@ -3,7 +3,6 @@
 //! daemon's real core, journal and sockets. They need root; otherwise
 //! they print `SKIP:` and return.
 
-mod clients;
 mod support;
 
 use support::{CONFIG, Dhcpd, Lan, root_or_skip};
@@ -24,7 +23,7 @@ fn dhclient_udhcpc_and_dhcpcd_lease_with_the_configured_options() {
     let dhcpd = Dhcpd::start(&lan.router, &lan.state(), CONFIG);
 
     let a = lan.client("02:00:00:78:00:01");
-    let v = a.dhclient("isc-host");
+    let v = a.dhcp.dhclient("isc-host");
     assert!(in_pool(&v["new_ip_address"]), "{v:?}");
     assert_eq!(v["new_subnet_mask"], "255.255.255.0");
     assert_eq!(v["new_routers"], "10.78.0.1");
@@ -36,8 +35,8 @@ fn dhclient_udhcpc_and_dhcpcd_lease_with_the_configured_options() {
     let isc_ip = v["new_ip_address"].clone();
 
     let b = lan.client("02:00:00:78:00:02");
-    b.udhcpc("busybox-host", &["-q"]).wait();
-    let v = b.wait_event(&["bound"]);
+    b.dhcp.udhcpc("busybox-host", &["-q"]).wait();
+    let v = b.dhcp.wait_event(&["bound"]);
     assert!(in_pool(&v["ip"]), "{v:?}");
     assert_eq!(v["subnet"], "255.255.255.0");
     assert_eq!(v["router"].trim(), "10.78.0.1");
@@ -49,7 +48,7 @@ fn dhclient_udhcpc_and_dhcpcd_lease_with_the_configured_options() {
     assert_eq!(v["lease"], "3600");
 
     let c = lan.client("02:00:00:78:00:03");
-    let v = c.dhcpcd("dhcpcd-host");
+    let v = c.dhcp.dhcpcd("dhcpcd-host");
     assert!(in_pool(&v["new_ip_address"]), "{v:?}");
     assert_eq!(v["new_routers"], "10.78.0.1");
     assert_eq!(v["new_domain_name_servers"], "10.78.0.53");
@@ -79,8 +78,8 @@ fn a_static_lease_gets_its_fixed_address_and_name() {
     let lan = Lan::new();
     let dhcpd = Dhcpd::start(&lan.router, &lan.state(), CONFIG);
     let client = lan.client(STATIC_MAC);
-    client.udhcpc("whatever", &["-q"]).wait();
-    let v = client.wait_event(&["bound"]);
+    client.dhcp.udhcpc("whatever", &["-q"]).wait();
+    let v = client.dhcp.wait_event(&["bound"]);
     assert_eq!(v["ip"], "10.78.0.20", "{v:?}");
     let l = dhcpd.wait_lease("static", |l| l.mac == STATIC_MAC);
     assert_eq!(l.ip, "10.78.0.20");
@@ -95,13 +94,13 @@ fn release_frees_the_address() {
     let lan = Lan::new();
     let dhcpd = Dhcpd::start(&lan.router, &lan.state(), CONFIG);
     let a = lan.client("02:00:00:78:00:11");
-    a.dhclient("one");
+    a.dhcp.dhclient("one");
     dhcpd.wait_lease("dhclient's", |l| l.hostname == "one");
-    a.dhclient_release();
+    a.dhcp.dhclient_release();
     dhcpd.wait_gone("dhclient's after dhclient -r", |l| l.hostname == "one");
     let b = lan.client("02:00:00:78:00:12");
-    let udhcpc = b.udhcpc("two", &[]);
-    b.wait_event(&["bound"]);
+    let udhcpc = b.dhcp.udhcpc("two", &[]);
+    b.dhcp.wait_event(&["bound"]);
     dhcpd.wait_lease("udhcpc's", |l| l.hostname == "two");
     // SIGUSR2: udhcpc releases its lease.
     udhcpc.signal("USR2");
@@ -116,8 +115,8 @@ fn a_renewal_after_a_restart_keeps_the_address() {
     let lan = Lan::new();
     let dhcpd = Dhcpd::start(&lan.router, &lan.state(), CONFIG);
     let client = lan.client("02:00:00:78:00:21");
-    let udhcpc = client.udhcpc("stays", &[]);
-    let bound = client.wait_event(&["bound"]);
+    let udhcpc = client.dhcp.udhcpc("stays", &[]);
+    let bound = client.dhcp.wait_event(&["bound"]);
     let before = dhcpd.wait_lease("bound", |l| l.hostname == "stays");
     dhcpd.stop();
 
@@ -128,15 +127,15 @@ fn a_renewal_after_a_restart_keeps_the_address() {
     // address and a later expiry.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     udhcpc.signal("USR1");
-    let renewed = client.wait_event(&["renew", "bound"]);
+    let renewed = client.dhcp.wait_event(&["renew", "bound"]);
     assert_eq!(renewed["ip"], bound["ip"]);
     dhcpd.wait_lease("renewed", |l| {
         l.ip == before.ip && l.expires > before.expires
     });
     // Another client cannot take it meanwhile.
     let other = lan.client("02:00:00:78:00:22");
-    other.udhcpc("other", &["-q"]).wait();
-    assert_ne!(other.wait_event(&["bound"])["ip"], bound["ip"]);
+    other.dhcp.udhcpc("other", &["-q"]).wait();
+    assert_ne!(other.dhcp.wait_event(&["bound"])["ip"], bound["ip"]);
 }
 
 #[test]
@@ -147,15 +146,15 @@ fn a_config_change_keeps_the_leases_and_renewals_get_the_new_options() {
     let lan = Lan::new();
     let dhcpd = Dhcpd::start(&lan.router, &lan.state(), CONFIG);
     let client = lan.client("02:00:00:78:00:31");
-    let udhcpc = client.udhcpc("keeper", &[]);
-    let bound = client.wait_event(&["bound"]);
+    let udhcpc = client.dhcp.udhcpc("keeper", &[]);
+    let bound = client.dhcp.wait_event(&["bound"]);
     let before = dhcpd.wait_lease("bound", |l| l.hostname == "keeper");
     dhcpd
         .apply(&CONFIG.replace("10.78.0.53", "10.78.0.54"))
         .expect("apply");
     assert_eq!(dhcpd.leases(), vec![before]);
     udhcpc.signal("USR1");
-    let renewed = client.wait_event(&["renew", "bound"]);
+    let renewed = client.dhcp.wait_event(&["renew", "bound"]);
     assert_eq!(renewed["ip"], bound["ip"]);
     assert_eq!(renewed["dns"].trim(), "10.78.0.54");
 }

@@ -15,11 +15,10 @@ use dhcpd::io::Sockets;
 use dhcpd::journal::Journal;
 use dhcpd::raw::RawSender;
 use dhcpd::serve::{self, lock};
+use oxwrt_lab::dhcp_client::DhcpClient;
+pub use oxwrt_lab::dhcp_client::WAIT;
 pub use oxwrt_lab::scratch::Netns;
 use tokio::sync::{mpsc, oneshot};
-
-/// Every wait gives up after this.
-pub const WAIT: Duration = Duration::from_secs(30);
 
 /// The LAN's config: pool .100-.150, options, one static lease.
 pub const CONFIG: &str = r#"
@@ -185,10 +184,10 @@ pub struct Lan {
     ports: AtomicUsize,
 }
 
-/// A client namespace on the LAN.
+/// A client namespace on the LAN and its DHCP clients.
 pub struct Client {
     pub ns: Netns,
-    pub dir: PathBuf,
+    pub dhcp: DhcpClient,
 }
 
 impl Lan {
@@ -221,9 +220,8 @@ impl Lan {
         ns.ip(&["link", "set", "eth0", "down"]);
         ns.ip(&["link", "set", "eth0", "address", mac]);
         ns.ip(&["link", "set", "eth0", "up"]);
-        let dir = self.dir.path().join(format!("client{n}"));
-        std::fs::create_dir_all(&dir).expect("client dir");
-        Client { ns, dir }
+        let dhcp = DhcpClient::new(ns.name(), &self.dir.path().join(format!("client{n}")));
+        Client { ns, dhcp }
     }
 }
 

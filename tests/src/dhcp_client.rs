@@ -1,5 +1,6 @@
 //! The real DHCP clients, run in a client namespace with files of the
-//! test's own: ISC dhclient, busybox udhcpc and dhcpcd. One hook script
+//! test's own: ISC dhclient, busybox udhcpc and dhcpcd (dhcpd's tests
+//! and the lab's end-to-end tests use them). One hook script
 //! serves all three: it records the client's variables per event in
 //! `<dir>/<event>.env` and puts the leased address on `eth0`, so nothing
 //! outside the namespace is configured (Debian's own scripts would
@@ -9,9 +10,10 @@ use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::support::{Client, WAIT};
+/// Every client run and every wait gives up after this.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// The hook; `@DIR@` becomes the client's directory (dhclient and dhcpcd
 /// run it with only their own variables).
@@ -37,7 +39,24 @@ exit 0
 /// A client's variables for one event.
 pub type Vars = HashMap<String, String>;
 
-impl Client {
+/// The DHCP clients of one namespace's `eth0`, with their files and the
+/// hook's records in `dir`.
+#[derive(Debug, Clone)]
+pub struct DhcpClient {
+    ns: String,
+    dir: PathBuf,
+}
+
+impl DhcpClient {
+    /// Clients in namespace `ns`, their files in `dir` (created).
+    pub fn new(ns: &str, dir: &Path) -> DhcpClient {
+        std::fs::create_dir_all(dir).expect("create the client's directory");
+        DhcpClient {
+            ns: ns.to_string(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
     /// The hook script, written on first use; its events land in `dir`.
     fn script(&self) -> PathBuf {
         let path = self.dir.join("hook.sh");
@@ -52,7 +71,7 @@ impl Client {
 
     fn command(&self, argv: &[&str]) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", self.ns.name()])
+        c.args(["netns", "exec", &self.ns])
             .args(argv)
             .stdin(Stdio::null());
         c
@@ -96,7 +115,7 @@ impl Client {
                 "no {events:?} event in {:?}",
                 self.dir
             );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -225,6 +244,7 @@ impl Client {
 }
 
 /// A client running in the foreground; killed on drop.
+#[derive(Debug)]
 pub struct ClientProcess(Child);
 
 impl ClientProcess {
@@ -242,7 +262,7 @@ impl ClientProcess {
         let deadline = Instant::now() + WAIT;
         while self.0.try_wait().expect("try_wait").is_none() {
             assert!(Instant::now() < deadline, "client did not exit");
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

@@ -1,0 +1,120 @@
+//! The LAN services of the real stack in the lab (tests/lab/): dhcpd
+//! leasing to real clients on hosts of the lab's switch, through oxinit,
+//! configd and the bus.
+//!
+//! They need root; without it each test prints `SKIP: <reason>`.
+
+use std::time::{Duration, Instant};
+
+use bus_schema::bus::{Dhcp1Proxy, DhcpLease, Init1Proxy};
+use futures_util::StreamExt;
+use oxwrt_lab::dhcp_client::DhcpClient;
+use oxwrt_lab::testing;
+use oxwrt_lab::wait_for;
+
+use crate::router::Router;
+use crate::spine::BoxError;
+
+const LIMIT: Duration = Duration::from_secs(240);
+const WAIT: Duration = Duration::from_secs(60);
+const STATIC_MAC: &str = "02:00:00:00:01:50";
+
+impl Router {
+    fn leases(&self) -> Result<Vec<DhcpLease>, BoxError> {
+        let dhcp = self.rt.block_on(Dhcp1Proxy::new(&self.conn))?;
+        Ok(self.rt.block_on(dhcp.leases())?)
+    }
+
+    fn wait_lease(
+        &self,
+        what: &str,
+        pred: impl Fn(&DhcpLease) -> bool,
+    ) -> Result<DhcpLease, BoxError> {
+        Ok(wait_for(what, Instant::now() + WAIT, || {
+            self.leases().ok()?.into_iter().find(|l| pred(l))
+        })?)
+    }
+
+    /// A new host on the LAN switch with its DHCP clients.
+    fn host(&mut self, mac: &str) -> Result<DhcpClient, BoxError> {
+        let ns = self.lab.add_host(mac)?;
+        let dir = self.lab.dir().join(format!("dhcp-{ns}"));
+        Ok(DhcpClient::new(&ns, &dir))
+    }
+}
+
+#[test]
+fn dhcpd_leases_to_lan_hosts_keeps_leases_across_a_restart_and_a_config_change() {
+    testing::run(LIMIT, |scope| {
+        let mut router = Router::boot(scope, 1)?;
+        let dhcp = router.rt.block_on(Dhcp1Proxy::new(&router.conn))?;
+        let mut changes = router.rt.block_on(dhcp.receive_leases_changed())?;
+
+        // A dynamic client: the pool, the router as gateway and DNS, the
+        // system's domain, and its hostname on the bus with a signal.
+        let host = router.host("02:00:00:00:01:01")?;
+        let udhcpc = host.udhcpc("laptop", &[]);
+        let bound = host.wait_event(&["bound"]);
+        let ip: std::net::Ipv4Addr = bound["ip"].parse()?;
+        assert!((100..=199).contains(&ip.octets()[3]), "{bound:?}");
+        assert_eq!(bound["router"].trim(), "192.168.1.1");
+        assert_eq!(bound["dns"].trim(), "192.168.1.1");
+        assert_eq!(bound["domain"], "lan");
+        let lease = router.wait_lease("the laptop's lease", |l| l.hostname == "laptop")?;
+        assert_eq!(lease.ip, ip.to_string());
+        let signal = router
+            .rt
+            .block_on(async { tokio::time::timeout(WAIT, changes.next()).await })?;
+        let args = signal.ok_or("no LeasesChanged")?.args()?.changes;
+        assert!(
+            args.iter()
+                .any(|c| c.event == "granted" && c.lease.hostname == "laptop"),
+            "{args:?}"
+        );
+
+        // A static lease: its fixed address and name, whatever it asks.
+        let printer = router.host(STATIC_MAC)?;
+        printer.udhcpc("whatever", &["-q"]).wait();
+        assert_eq!(printer.wait_event(&["bound"])["ip"], "192.168.1.50");
+        let fixed = router.wait_lease("the printer's", |l| l.mac == STATIC_MAC)?;
+        assert_eq!(fixed.hostname, "printer");
+
+        // Restart dhcpd: the leases are back before anyone asks, and a
+        // renewal keeps the address.
+        let init = router.rt.block_on(Init1Proxy::new(&router.conn))?;
+        let before = router.leases()?;
+        let pid = |router: &Router| -> Option<u32> {
+            router
+                .rt
+                .block_on(init.list_services())
+                .ok()?
+                .into_iter()
+                .find(|s| s.name == "dhcpd" && s.state == "running")
+                .map(|s| s.pid)
+        };
+        let old_pid = pid(&router).ok_or("dhcpd is not running")?;
+        router.rt.block_on(init.restart("dhcpd"))?;
+        wait_for("dhcpd running again", Instant::now() + WAIT, || {
+            pid(&router).filter(|p| *p != old_pid)
+        })?;
+        assert_eq!(router.leases()?, before);
+        std::thread::sleep(Duration::from_millis(1100));
+        udhcpc.signal("USR1");
+        let renewed = host.wait_event(&["renew", "bound"]);
+        assert_eq!(renewed["ip"], ip.to_string());
+        router.wait_lease("the renewal", |l| {
+            l.hostname == "laptop" && l.expires > lease.expires
+        })?;
+
+        // A DHCP config change through configd keeps every lease; the next
+        // renewal carries the new lease time.
+        router.reload_with("lease_time = \"1h\"", "lease_time = \"2h\"")?;
+        let kept = router.leases()?;
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        udhcpc.signal("USR1");
+        let renewed = host.wait_event(&["renew", "bound"]);
+        assert_eq!(renewed["ip"], ip.to_string());
+        assert_eq!(renewed["lease"], "7200");
+        Ok(())
+    });
+}
