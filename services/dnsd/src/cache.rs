@@ -3,22 +3,25 @@
 //! their TTLs counted down. Capacity is counted in records (a negative
 //! answer counts one); when full, the oldest entry not used since the
 //! clock hand last passed is evicted (second chance, close to LRU at a
-//! fraction of the bookkeeping).
+//! fraction of the bookkeeping). Ages are whole seconds, so a TTL may be
+//! counted down up to a second early, never late.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::query::Key;
 use crate::wire::Answer;
 
+/// One cached answer. Times are whole seconds since the cache's epoch,
+/// which keeps an entry small (the map holds thousands).
+#[derive(Debug)]
 struct Entry {
-    answer: Arc<Answer>,
-    stored: Instant,
-    expires: Instant,
+    answer: Answer,
+    stored: u32,
+    expires: u32,
     used: bool,
-    cost: usize,
-    seq: u64,
+    cost: u32,
+    seq: u32,
 }
 
 /// Cache statistics.
@@ -36,13 +39,14 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
-/// The cache.
+/// The cache. Keys are shared between the map and the clock.
 pub struct Cache {
-    map: HashMap<Key, Entry>,
+    epoch: Instant,
+    map: HashMap<Arc<[u8]>, Entry>,
     /// Keys in insertion order with their entry's sequence number; a pair
     /// whose entry was replaced or removed is stale and skipped.
-    clock: VecDeque<(Key, u64)>,
-    next_seq: u64,
+    clock: VecDeque<(Arc<[u8]>, u32)>,
+    next_seq: u32,
     records: usize,
     capacity: usize,
     hits: u64,
@@ -63,6 +67,7 @@ impl Cache {
     /// An empty cache of `capacity` records (0: nothing is cached).
     pub fn new(capacity: usize) -> Self {
         Self {
+            epoch: Instant::now(),
             map: HashMap::new(),
             clock: VecDeque::new(),
             next_seq: 0,
@@ -73,6 +78,12 @@ impl Cache {
         }
     }
 
+    /// Seconds from the epoch to `now` (0 before it).
+    fn secs(&self, now: Instant) -> u32 {
+        let secs = now.saturating_duration_since(self.epoch).as_secs();
+        u32::try_from(secs).unwrap_or(u32::MAX)
+    }
+
     /// Changes the capacity, evicting what no longer fits.
     pub fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity;
@@ -81,12 +92,12 @@ impl Cache {
 
     /// The answer for `key` and the whole seconds it has been stored, if
     /// it has not expired; counts a hit or a miss.
-    pub fn get(&mut self, key: &[u8], now: Instant) -> Option<(Arc<Answer>, u32)> {
+    pub fn get(&mut self, key: &[u8], now: Instant) -> Option<(Answer, u32)> {
+        let now = self.secs(now);
         let hit = match self.map.get_mut(key) {
             Some(e) if now < e.expires => {
                 e.used = true;
-                let age = now.saturating_duration_since(e.stored).as_secs();
-                Some((e.answer.clone(), u32::try_from(age).unwrap_or(u32::MAX)))
+                Some((e.answer.clone(), now - e.stored))
             }
             Some(_) => {
                 self.remove(key);
@@ -103,25 +114,27 @@ impl Cache {
     }
 
     /// Stores `answer` for `ttl` seconds (0: not at all).
-    pub fn insert(&mut self, key: Key, answer: Arc<Answer>, ttl: u32, now: Instant) {
+    pub fn insert(&mut self, key: &[u8], answer: Answer, ttl: u32, now: Instant) {
         let cost = answer.records().max(1);
         if ttl == 0 || cost > self.capacity {
             return;
         }
-        self.remove(&key);
+        self.remove(key);
         while self.records + cost > self.capacity && self.evict_one() {}
         let seq = self.next_seq;
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let key: Arc<[u8]> = Arc::from(key);
         self.clock.push_back((key.clone(), seq));
         self.records += cost;
+        let stored = self.secs(now);
         self.map.insert(
             key,
             Entry {
                 answer,
-                stored: now,
-                expires: now + Duration::from_secs(u64::from(ttl)),
+                stored,
+                expires: stored.saturating_add(ttl),
                 used: false,
-                cost,
+                cost: u32::try_from(cost).unwrap_or(u32::MAX),
                 seq,
             },
         );
@@ -136,7 +149,7 @@ impl Cache {
 
     fn remove(&mut self, key: &[u8]) {
         if let Some(e) = self.map.remove(key) {
-            self.records -= e.cost;
+            self.records -= e.cost as usize;
         }
     }
 
@@ -161,8 +174,8 @@ impl Cache {
     /// Empties the cache; returns how many entries it held.
     pub fn flush(&mut self) -> u64 {
         let n = self.map.len() as u64;
-        self.map.clear();
-        self.clock.clear();
+        self.map = HashMap::new();
+        self.clock = VecDeque::new();
         self.records = 0;
         n
     }
@@ -184,27 +197,29 @@ mod tests {
     use hickory_proto::op::{Message, MessageType, OpCode};
     use hickory_proto::rr::{Name, RData, Record, rdata::A};
 
+    use std::time::Duration;
+
     use super::*;
 
-    fn answer(records: usize) -> Arc<Answer> {
+    fn answer(records: usize) -> Answer {
         let mut m = Message::new(0, MessageType::Response, OpCode::Query);
         let owner = Name::from_ascii("x.example.").expect("name");
         for i in 0..records {
             let rdata = RData::A(A::new(10, 0, 0, i as u8));
             m.add_answer(Record::from_rdata(owner.clone(), 60, rdata));
         }
-        Arc::new(Answer::from_message(&m).expect("answer"))
+        Answer::from_message(&m).expect("answer")
     }
 
-    fn key(n: u8) -> Key {
-        vec![1, b'a' + n, 0, 0, 1, 0, 1].into_boxed_slice()
+    fn key(n: u8) -> Vec<u8> {
+        vec![1, b'a' + n, 0, 0, 1, 0, 1]
     }
 
     #[test]
     fn expires_after_its_ttl_and_reports_its_age() {
-        let t0 = Instant::now();
         let mut c = Cache::new(10);
-        c.insert(key(0), answer(1), 30, t0);
+        let t0 = Instant::now();
+        c.insert(&key(0), answer(1), 30, t0);
         let (_, age) = c.get(&key(0), t0 + Duration::from_secs(12)).expect("hit");
         assert_eq!(age, 12);
         assert!(c.get(&key(0), t0 + Duration::from_secs(30)).is_none());
@@ -216,19 +231,19 @@ mod tests {
     fn capacity_counts_records_and_used_entries_get_a_second_chance() {
         let t0 = Instant::now();
         let mut c = Cache::new(4);
-        c.insert(key(0), answer(2), 60, t0);
-        c.insert(key(1), answer(1), 60, t0);
-        c.insert(key(2), answer(1), 60, t0);
+        c.insert(&key(0), answer(2), 60, t0);
+        c.insert(&key(1), answer(1), 60, t0);
+        c.insert(&key(2), answer(1), 60, t0);
         assert!(c.get(&key(0), t0).is_some());
         // Needs room for 2: key 0 was used, so keys 1 and 2 go.
-        c.insert(key(3), answer(2), 60, t0);
+        c.insert(&key(3), answer(2), 60, t0);
         assert!(c.get(&key(0), t0).is_some());
         assert!(c.get(&key(1), t0).is_none());
         assert!(c.get(&key(2), t0).is_none());
         assert!(c.get(&key(3), t0).is_some());
         assert_eq!(c.stats().records, 4);
         // Larger than the whole cache: not stored.
-        c.insert(key(4), answer(5), 60, t0);
+        c.insert(&key(4), answer(5), 60, t0);
         assert!(c.get(&key(4), t0).is_none());
         assert_eq!(c.flush(), 2);
         assert_eq!(c.stats().records, 0);
@@ -238,10 +253,10 @@ mod tests {
     fn zero_capacity_or_ttl_caches_nothing() {
         let t0 = Instant::now();
         let mut c = Cache::new(0);
-        c.insert(key(0), answer(1), 60, t0);
+        c.insert(&key(0), answer(1), 60, t0);
         assert!(c.get(&key(0), t0).is_none());
         let mut c = Cache::new(10);
-        c.insert(key(0), answer(1), 0, t0);
+        c.insert(&key(0), answer(1), 0, t0);
         assert!(c.get(&key(0), t0).is_none());
     }
 
@@ -250,7 +265,7 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Cache::new(100);
         for i in 0..10_000u64 {
-            c.insert(key(0), answer(1), 1, t0 + Duration::from_secs(i));
+            c.insert(&key(0), answer(1), 1, t0 + Duration::from_secs(i));
         }
         assert!(c.clock.len() <= 2 * c.map.len() + 65);
         assert_eq!(c.stats().records, 1);

@@ -35,6 +35,11 @@ impl<W> Inflight<W> {
         self.waiting.remove(key).unwrap_or_default()
     }
 
+    /// Whether `key` is in flight.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.waiting.contains_key(key)
+    }
+
     /// Number of questions in flight.
     pub fn len(&self) -> usize {
         self.waiting.len()
@@ -58,6 +63,7 @@ mod tests {
         assert!(!f.join(k.clone(), 'b'));
         assert!(f.join(Box::new([3]), 'c'));
         assert_eq!(f.len(), 2);
+        assert!(f.contains(&k));
         assert_eq!(f.finish(&k), vec!['a', 'b']);
         assert!(f.finish(&k).is_empty());
         // After finishing, the next asker asks again.

@@ -178,6 +178,8 @@ impl Core {
                 })
                 .collect()
         };
+        let addrs: Vec<SocketAddr> = list.iter().map(|u| u.address).collect();
         self.shared.lock().upstreams.set(list);
+        self.shared.pool.retain(&addrs);
     }
 }

@@ -303,7 +303,7 @@ impl Resolver {
         name: &str,
         response: &[u8],
         now: Instant,
-    ) -> Result<Arc<Answer>, ResolveError> {
+    ) -> Result<Answer, ResolveError> {
         let mut msg =
             Message::from_vec(response).map_err(|e| ResolveError::Decode(e.to_string()))?;
         let code = u16::from(msg.metadata.response_code);
@@ -350,8 +350,8 @@ impl Resolver {
                 .min()
                 .unwrap_or(0)
         };
-        let answer = Arc::new(Answer::from_message(&msg)?);
-        self.cache.insert(key.clone(), answer.clone(), ttl, now);
+        let answer = Answer::from_message(&msg)?;
+        self.cache.insert(key, answer.clone(), ttl, now);
         Ok(answer)
     }
 }

@@ -22,7 +22,7 @@ use tokio::task::AbortHandle;
 use crate::coalesce::Inflight;
 use crate::query::{Key, Query};
 use crate::resolver::{Resolver, Step};
-use crate::upstream::{self, Upstreams};
+use crate::upstream::{self, SocketPool, Upstreams};
 use crate::wire::{self, rcode};
 
 /// The DNS port.
@@ -31,6 +31,10 @@ pub const DNS_PORT: u16 = 53;
 const TCP_IDLE: Duration = Duration::from_secs(10);
 /// Most TCP connections served at once per address.
 const TCP_CONNECTIONS: usize = 64;
+/// Most distinct questions forwarded at once; beyond it a new question
+/// gets SERVFAIL at once, so a flood of unique names cannot grow dnsd's
+/// memory without bound (dnsmasq's `dns-forward-max` does the same).
+pub const MAX_INFLIGHT: usize = 1024;
 
 /// Errors of the listeners.
 #[derive(Debug, thiserror::Error)]
@@ -70,24 +74,32 @@ pub struct State {
     pub subnets: Vec<IpNet>,
 }
 
-/// [`State`] behind a lock that is never held across an `await`.
+/// [`State`] behind a lock that is never held across an `await`, and
+/// the idle upstream sockets.
 #[derive(Debug)]
-pub struct Shared(Mutex<State>);
+pub struct Shared {
+    state: Mutex<State>,
+    /// Idle upstream sockets.
+    pub pool: SocketPool,
+}
 
 impl Shared {
     /// Shared state with an empty resolver.
     pub fn new(cache_size: usize) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(State {
-            resolver: Resolver::new(cache_size),
-            upstreams: Upstreams::default(),
-            inflight: Inflight::default(),
-            subnets: Vec::new(),
-        })))
+        Arc::new(Self {
+            state: Mutex::new(State {
+                resolver: Resolver::new(cache_size),
+                upstreams: Upstreams::default(),
+                inflight: Inflight::default(),
+                subnets: Vec::new(),
+            }),
+            pool: SocketPool::default(),
+        })
     }
 
     /// The state (a panic elsewhere does not make it unusable).
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -201,10 +213,17 @@ async fn deliver(reply: ReplyTo, bytes: Vec<u8>) {
 pub fn forward(shared: &Arc<Shared>, query: Query, reply: ReplyTo) {
     let key = query.key();
     let name = query.name.clone();
-    let first = shared
-        .lock()
-        .inflight
-        .join(key.clone(), Waiter { query, reply });
+    let first = {
+        let mut st = shared.lock();
+        if st.inflight.len() >= MAX_INFLIGHT && !st.inflight.contains(&key) {
+            drop(st);
+            tracing::debug!(name, "too many questions in flight: SERVFAIL");
+            let bytes = wire::error_reply(&query, rcode::SERVFAIL);
+            tokio::spawn(deliver(reply, bytes));
+            return;
+        }
+        st.inflight.join(key.clone(), Waiter { query, reply })
+    };
     if first {
         tokio::spawn(resolve(shared.clone(), key, name));
     }
@@ -212,7 +231,7 @@ pub fn forward(shared: &Arc<Shared>, query: Query, reply: ReplyTo) {
 
 async fn resolve(shared: Arc<Shared>, key: Key, name: String) {
     let order = shared.lock().upstreams.order(Instant::now());
-    let result = upstream::resolve(&order, &key, |addr, rtt| {
+    let result = upstream::resolve(&shared.pool, &order, &key, |addr, rtt| {
         shared.lock().upstreams.record(addr, rtt, Instant::now());
     })
     .await;

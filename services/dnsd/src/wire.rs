@@ -5,6 +5,8 @@
 //! EDNS(0) when the client used it, and truncation (TC, records dropped)
 //! when the reply does not fit the client's limit.
 
+use std::sync::Arc;
+
 use hickory_proto::op::Message;
 
 use crate::query::{HEADER_LEN, OUR_UDP_SIZE, Query};
@@ -39,11 +41,11 @@ pub mod rcode {
 }
 
 /// A response without id and OPT record, ready to be rendered for any
-/// client that asked the same question.
+/// client that asked the same question. One shared allocation: the cache
+/// and every waiting client hold the same bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
-    bytes: Box<[u8]>,
-    ttls: Box<[u16]>,
+    bytes: Arc<[u8]>,
 }
 
 impl Answer {
@@ -54,10 +56,9 @@ impl Answer {
         msg.edns = None;
         msg.signature = None;
         let bytes = msg.to_vec().map_err(|e| WireError::Encode(e.to_string()))?;
-        let ttls = ttl_offsets(&bytes)?;
+        walk_ttls(&bytes, |_| {})?;
         Ok(Self {
-            bytes: bytes.into_boxed_slice(),
-            ttls: ttls.into_boxed_slice(),
+            bytes: Arc::from(bytes),
         })
     }
 
@@ -68,7 +69,8 @@ impl Answer {
 
     /// Number of records it holds.
     pub fn records(&self) -> usize {
-        self.ttls.len()
+        let count = |at| usize::from(u16_at(&self.bytes, at).unwrap_or(0));
+        count(6) + count(8) + count(10)
     }
 
     /// Its encoded size.
@@ -98,25 +100,25 @@ fn skip_name(b: &[u8], mut pos: usize) -> Result<usize, WireError> {
     }
 }
 
-/// Offsets of the TTL of every record in `b`.
-fn ttl_offsets(b: &[u8]) -> Result<Vec<u16>, WireError> {
+/// Calls `f` with the offset of the TTL of every record in `b`; fails
+/// when a record runs past the end.
+fn walk_ttls(b: &[u8], mut f: impl FnMut(usize)) -> Result<(), WireError> {
     let count = |at| u16_at(b, at).map(usize::from).ok_or(WireError::Walk(at));
     let (qd, rr) = (count(4)?, count(6)? + count(8)? + count(10)?);
     let mut pos = HEADER_LEN;
     for _ in 0..qd {
         pos = skip_name(b, pos)? + 4;
     }
-    let mut ttls = Vec::with_capacity(rr);
     for _ in 0..rr {
         pos = skip_name(b, pos)?;
         let rdlen = usize::from(u16_at(b, pos + 8).ok_or(WireError::Walk(pos))?);
-        ttls.push(u16::try_from(pos + 4).map_err(|_| WireError::Walk(pos))?);
+        f(pos + 4);
         pos += 10 + rdlen;
     }
     if pos > b.len() {
         return Err(WireError::Walk(pos));
     }
-    Ok(ttls)
+    Ok(())
 }
 
 /// Appends our OPT record (payload [`OUR_UDP_SIZE`]) and counts it.
@@ -178,12 +180,14 @@ pub fn render(answer: &Answer, q: &Query, elapsed: u32, limit: usize) -> Vec<u8>
     let mut out = Vec::with_capacity(answer.bytes.len() + 11);
     out.extend_from_slice(&answer.bytes);
     out[HEADER_LEN..qend].copy_from_slice(&q.qname);
-    for &at in answer.ttls.iter() {
-        let at = usize::from(at);
-        if let Some(field) = out.get_mut(at..at + 4) {
-            let ttl = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
-            field.copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
-        }
+    if elapsed > 0 {
+        // The bytes walked when the answer was made: this cannot fail.
+        let _ = walk_ttls(&answer.bytes, |at| {
+            if let Some(field) = out.get_mut(at..at + 4) {
+                let ttl = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+                field.copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
+            }
+        });
     }
     let rcode = answer.rcode();
     set_flags(&mut out, q, rcode, false);
