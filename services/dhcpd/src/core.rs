@@ -13,7 +13,7 @@ use bus_schema::config::Sections;
 use bus_schema::config::model::{Dhcp, Network};
 
 use crate::io::{Incoming, Outgoing, Sockets};
-use crate::journal::{Journal, JournalError};
+use crate::journal::{Flush, Journal, JournalError};
 use crate::leases::{Lease, mac_string};
 use crate::pool::Pool;
 use crate::server::{Action, Change, ReplyKind, Server};
@@ -49,10 +49,21 @@ impl Config {
 /// What one batch produced.
 #[derive(Debug, Default)]
 pub struct Decided {
-    /// Replies to send, in order.
+    /// Replies to send, in order, once `flush` has run.
     pub replies: Vec<Outgoing>,
-    /// Lease changes, durable, for the bus.
+    /// Lease changes, for the bus once `flush` has run.
     pub changes: Vec<Change>,
+    /// The batch's lease changes, to make durable before any reply goes.
+    pub flush: Option<Flush>,
+}
+
+impl Decided {
+    /// After a failed flush: the grants are not durable, so their ACKs are
+    /// withheld (the clients retry) and nothing is announced.
+    pub fn not_durable(&mut self) {
+        self.replies.retain(|o| o.kind() != ReplyKind::Ack);
+        self.changes.clear();
+    }
 }
 
 /// dhcpd's state.
@@ -116,13 +127,11 @@ impl Core {
         self.sockets.served()
     }
 
-    /// Decides on `batch` at `now`. Every lease change is committed to
-    /// the journal before any reply is returned; when the commit fails,
-    /// the ACKs are withheld (their grants are not durable) and the
-    /// error is logged.
+    /// Decides on `batch` at `now`. The lease changes are queued in the
+    /// journal and taken as the batch's flush, which the caller runs
+    /// (outside the lock) before it sends any reply.
     pub fn decide(&mut self, batch: Vec<Incoming>, now: u64) -> Decided {
         let mut out = Decided::default();
-        let mut replies = Vec::new();
         for incoming in batch {
             let Some(network) = self.network_of(&incoming.device) else {
                 continue;
@@ -135,23 +144,22 @@ impl Core {
                                 self.journal.append(&change);
                                 out.changes.push(change);
                             }
-                            Action::Send(reply) => replies.push(reply),
+                            Action::Send(reply) => out.replies.extend(self.sockets.route(reply)),
                         }
                     }
                 }
                 Err(e) => tracing::debug!(device = %incoming.device, "dropped: {e}"),
             }
         }
-        if let Err(e) = self.commit() {
-            tracing::error!("{e}; withholding this batch's ACKs");
-            replies.retain(|r| r.kind != ReplyKind::Ack);
-            out.changes.clear();
-        }
-        out.replies = replies
-            .into_iter()
-            .filter_map(|r| self.sockets.route(r))
-            .collect();
+        out.flush = self.journal.take();
         out
+    }
+
+    /// After a batch's flush: rewrites the journal when it is due.
+    pub fn flushed(&mut self) {
+        if let Err(e) = self.journal.compact_if_due(self.server.leases()) {
+            tracing::warn!("{e}");
+        }
     }
 
     /// Ends the leases that ran out by `now`; returns the changes.

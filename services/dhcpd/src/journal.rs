@@ -1,11 +1,12 @@
 //! The lease database on disk: an append-only journal of lease changes,
 //! one JSON line each, made durable in groups.
 //!
-//! The daemon appends every change of a batch of decisions, then calls
-//! [`Journal::commit`] once: one write and one `fdatasync` for the whole
-//! batch, after which the batch's ACKs may go out (group commit). A crash
-//! loses at most changes whose ACK was never sent; a torn last line is
-//! ignored when the journal is read back.
+//! The daemon appends every change of a batch of decisions, then makes
+//! them durable once ([`Journal::commit`], or [`Journal::take`] and
+//! [`Flush::run`] away from the lock and the event loop): one write and
+//! one `fdatasync` for the whole batch, after which the batch's ACKs may
+//! go out (group commit). A crash loses at most changes whose ACK was
+//! never sent; a torn last line is ignored when the journal is read back.
 //!
 //! When the journal has grown to several times the live leases, commit
 //! rewrites it whole (only the live leases, atomically: temporary file,
@@ -15,6 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +106,7 @@ impl From<Stored> for Lease {
 #[derive(Debug)]
 pub struct Journal {
     dir: PathBuf,
-    file: File,
+    file: Arc<File>,
     /// Lines appended since the last commit.
     pending: Vec<u8>,
     /// Records in the file (compaction counts from here).
@@ -127,7 +129,7 @@ impl Journal {
         let file = compact(dir, &leases)?;
         let journal = Self {
             dir: dir.to_path_buf(),
-            file,
+            file: Arc::new(file),
             pending: Vec::new(),
             records: leases.len(),
         };
@@ -154,28 +156,59 @@ impl Journal {
         !self.pending.is_empty()
     }
 
-    /// Makes every queued change durable: one write, one fdatasync. Then,
-    /// when the file has grown well past `live` (the table after these
-    /// changes), rewrites it with only the live leases. On an error the
+    /// Makes every queued change durable ([`Journal::take`], then
+    /// [`Flush::run`], then [`Journal::compact_if_due`]). On an error the
     /// queued changes are not durable and their ACKs must not be sent.
     pub fn commit(&mut self, live: &Leases) -> Result<(), JournalError> {
-        if self.pending.is_empty() {
-            return Ok(());
+        if let Some(flush) = self.take() {
+            flush.run()?;
+            self.compact_if_due(live)?;
         }
-        let result = self
-            .file
-            .write_all(&self.pending)
-            .and_then(|()| self.file.sync_data());
-        self.pending.clear();
-        result.map_err(|source| JournalError::Write {
+        Ok(())
+    }
+
+    /// The queued changes, to be made durable by [`Flush::run`] (which may
+    /// run on another thread); `None` when nothing is queued.
+    pub fn take(&mut self) -> Option<Flush> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(Flush {
+            file: self.file.clone(),
+            bytes: std::mem::take(&mut self.pending),
             path: self.dir.join(FILE),
-            source,
-        })?;
+        })
+    }
+
+    /// When the file has grown well past `live` (the table now), rewrites
+    /// it with only the live leases.
+    pub fn compact_if_due(&mut self, live: &Leases) -> Result<(), JournalError> {
         if self.records >= MIN_RECORDS_TO_COMPACT.max(live.len().saturating_mul(4)) {
-            self.file = compact(&self.dir, live)?;
+            self.file = Arc::new(compact(&self.dir, live)?);
             self.records = live.len();
         }
         Ok(())
+    }
+}
+
+/// Changes taken from the journal, not yet durable.
+#[derive(Debug)]
+pub struct Flush {
+    file: Arc<File>,
+    bytes: Vec<u8>,
+    path: PathBuf,
+}
+
+impl Flush {
+    /// One write, one fdatasync.
+    pub fn run(self) -> Result<(), JournalError> {
+        let mut file: &File = &self.file;
+        file.write_all(&self.bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(|source| JournalError::Write {
+                path: self.path,
+                source,
+            })
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Leases {
     offers: HashMap<Ipv4Addr, (Mac, u64)>,
     /// Declined: address -> until.
     quarantine: HashMap<Ipv4Addr, u64>,
+    /// Per network, where the next search for a free address starts.
+    cursors: HashMap<String, u32>,
 }
 
 impl Leases {
@@ -146,6 +148,21 @@ impl Leases {
         }
         self.by_ip.remove(&ip);
         self.by_client.remove(&key)
+    }
+
+    /// Where the next search for a free address on `network` starts (0:
+    /// the range's start).
+    pub fn cursor(&self, network: &str) -> u32 {
+        self.cursors.get(network).copied().unwrap_or(0)
+    }
+
+    /// Sets where the next search on `network` starts.
+    pub fn set_cursor(&mut self, network: &str, ip: u32) {
+        if let Some(c) = self.cursors.get_mut(network) {
+            *c = ip;
+        } else {
+            self.cursors.insert(network.to_string(), ip);
+        }
     }
 
     /// Reserves `ip` for `mac` until `until` (an outstanding offer).

@@ -4,9 +4,15 @@
 //! and device sockets), signal readiness; then decide on datagrams in
 //! batches and follow configd until SIGTERM. Every grant is durable
 //! before its ACK leaves, so a restart keeps every lease.
+//!
+//! `dhcpd --config FILE [--state DIR]` serves the config file's pools
+//! alone, without bus or configd (the devices must exist with their
+//! addresses already), its journal in DIR (default `$STATE/dhcpd`): for
+//! benchmarks and debugging.
 
 #![forbid(unsafe_code)]
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +26,7 @@ use dhcpd::serve::{self, lock};
 use dhcpd::server::Change;
 use oxwrt_daemon::{Domain, Env, Sections, exit, init_logging};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// Datagrams waiting to be decided; more are dropped (clients retry).
 const QUEUE: usize = 8192;
@@ -49,49 +56,133 @@ impl Domain for Dhcp {
     }
 }
 
+/// The running server without its config: the core, its loops, and the
+/// lease changes for the bus.
+struct Running {
+    core: Arc<Mutex<Core>>,
+    changes: Option<mpsc::UnboundedReceiver<Vec<Change>>>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Running {
+    /// Reads the journal in `dir`, opens the packet socket and starts the
+    /// loops; an error is the exit code.
+    fn start(dir: &Path) -> Result<Running, ExitCode> {
+        let (journal, leases) = Journal::open(dir).map_err(|e| {
+            tracing::error!("{e}");
+            ExitCode::from(exit::SOFTWARE)
+        })?;
+        tracing::info!(leases = leases.len(), "lease journal read");
+        let raw = RawSender::open().map_err(|e| {
+            tracing::error!("open the packet socket: {e}");
+            ExitCode::from(exit::NO_PERM)
+        })?;
+        let (queue_tx, queue_rx) = mpsc::channel(QUEUE);
+        let (changes_tx, changes) = mpsc::unbounded_channel();
+        let core = Arc::new(Mutex::new(Core::new(
+            journal,
+            leases,
+            Sockets::new(queue_tx),
+        )));
+        let tasks = [
+            tokio::spawn(serve::decide(
+                core.clone(),
+                raw,
+                queue_rx,
+                changes_tx.clone(),
+            )),
+            tokio::spawn(serve::tick(core.clone(), changes_tx)),
+        ];
+        Ok(Running {
+            core,
+            changes: Some(changes),
+            tasks,
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Serves a config file alone until SIGTERM or SIGINT.
+async fn standalone(path: &str, dir: &Path) -> ExitCode {
+    let sections = match std::fs::read_to_string(path) {
+        Ok(text) => match bus_schema::config::check_public_text(&text) {
+            Ok(loaded) => bus_schema::config::sections(&loaded.config, false),
+            Err(e) => {
+                tracing::error!("{path}:\n{e}");
+                return ExitCode::from(exit::CONFIG);
+            }
+        },
+        Err(e) => {
+            tracing::error!("read {path}: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let mut running = match Running::start(dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if let Err(e) = lock(&running.core).apply(&sections) {
+        tracing::error!("{e}");
+        return ExitCode::from(exit::CONFIG);
+    }
+    tracing::info!("serving {path} without a bus");
+    let mut changes = running.changes.take();
+    let drain = async {
+        while let Some(c) = changes.as_mut() {
+            if c.recv().await.is_none() {
+                break;
+            }
+        }
+    };
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return ExitCode::from(exit::SOFTWARE);
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+        () = drain => {}
+    }
+    ExitCode::SUCCESS
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     init_logging();
     let env = Env::from_process();
-    let dir = env.state.join("dhcpd");
-    let (journal, leases) = match Journal::open(&dir) {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!("{e}");
-            return ExitCode::from(exit::SOFTWARE);
+    let state = env.state.join("dhcpd");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => {}
+        [flag, path] if flag == "--config" => return standalone(path, &state).await,
+        [flag, path, s, dir] if flag == "--config" && s == "--state" => {
+            return standalone(path, &PathBuf::from(dir)).await;
         }
-    };
-    tracing::info!(leases = leases.len(), "lease journal read");
-    let raw = match RawSender::open() {
+        _ => {
+            eprintln!("usage: dhcpd [--config FILE [--state DIR]]");
+            // EX_USAGE (sysexits).
+            return ExitCode::from(64);
+        }
+    }
+    let mut running = match Running::start(&state) {
         Ok(r) => r,
-        Err(e) => {
-            tracing::error!("open the packet socket: {e}");
-            return ExitCode::from(exit::NO_PERM);
-        }
+        Err(code) => return code,
     };
-    let (queue_tx, queue_rx) = mpsc::channel(QUEUE);
-    let (changes_tx, changes_rx) = mpsc::unbounded_channel();
-    let core = Arc::new(Mutex::new(Core::new(
-        journal,
-        leases,
-        Sockets::new(queue_tx),
-    )));
-    let decider = tokio::spawn(serve::decide(
-        core.clone(),
-        raw,
-        queue_rx,
-        changes_tx.clone(),
-    ));
-    let ticker = tokio::spawn(serve::tick(core.clone(), changes_tx));
-    let iface = Dhcp1::new(core.clone());
+    let iface = Dhcp1::new(running.core.clone());
     let serve = Box::new(|b: zbus::connection::Builder<'static>| b.serve_at(DHCP_PATH, iface));
     let domain = Dhcp {
-        core,
-        changes: Some(changes_rx),
+        core: running.core.clone(),
+        changes: running.changes.take(),
     };
     let result = oxwrt_daemon::run_serving("dhcpd", domain, serve).await;
-    decider.abort();
-    ticker.abort();
+    drop(running);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

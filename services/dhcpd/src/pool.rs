@@ -138,13 +138,15 @@ impl Pool {
 
     /// The address to offer `mac`: its static address; else the first of
     /// `preferred` (its previous lease, the address it requested) that is
-    /// available; else the first available address of the range that no
-    /// lease record remembers; else the first available one.
+    /// available; else the next available address of the range that no
+    /// lease record remembers, searching on from where the last search
+    /// ended (so a busy pool is not scanned from its start for every
+    /// client); else the first available one.
     pub fn select(
         &self,
         mac: &Mac,
         preferred: &[Ipv4Addr],
-        leases: &Leases,
+        leases: &mut Leases,
         now: u64,
     ) -> Result<Ipv4Addr, PoolError> {
         if let Some(s) = self.static_of(mac) {
@@ -157,14 +159,24 @@ impl Pool {
         {
             return Ok(ip);
         }
-        let range = || {
-            (u32::from(self.config.start)..=u32::from(self.config.end))
-                .map(Ipv4Addr::from)
-                .filter(|ip| self.available(*ip, mac, leases, now))
+        let (start, end) = (u32::from(self.config.start), u32::from(self.config.end));
+        let size = u64::from(end - start) + 1;
+        let from = u64::from(leases.cursor(self.network()).clamp(start, end) - start);
+        let nth = |k: u64| {
+            // Below `size`, so within the range and back in u32.
+            let offset = u32::try_from((from + k) % size).unwrap_or(0);
+            Ipv4Addr::from(start + offset)
         };
-        range()
-            .find(|ip| !leases.has_record(*ip))
-            .or_else(|| range().next())
+        let fresh = (0..size)
+            .map(nth)
+            .find(|ip| !leases.has_record(*ip) && self.available(*ip, mac, leases, now));
+        if let Some(ip) = fresh {
+            leases.set_cursor(self.network(), u32::from(ip).saturating_add(1));
+            return Ok(ip);
+        }
+        (0..size)
+            .map(nth)
+            .find(|ip| self.available(*ip, mac, leases, now))
             .ok_or_else(|| PoolError::Select {
                 network: self.network().to_string(),
             })
@@ -212,9 +224,9 @@ pub(crate) mod tests {
     #[test]
     fn static_lease_always_wins_and_is_never_given_away() {
         let p = pool();
-        let t = Leases::new();
+        let mut t = Leases::new();
         let printer = [2, 0, 0, 0, 0, 0x55];
-        let ip = p.select(&printer, &[Ipv4Addr::new(10, 0, 0, 10)], &t, 0);
+        let ip = p.select(&printer, &[Ipv4Addr::new(10, 0, 0, 10)], &mut t, 0);
         assert_eq!(ip, Ok(Ipv4Addr::new(10, 0, 0, 12)));
         assert!(!p.available(Ipv4Addr::new(10, 0, 0, 12), &A, &t, 0));
         assert!(!p.available(Ipv4Addr::new(10, 0, 0, 10), &printer, &t, 0));
@@ -225,18 +237,16 @@ pub(crate) mod tests {
         let p = pool();
         let mut t = Leases::new();
         let want = Ipv4Addr::new(10, 0, 0, 11);
-        assert_eq!(p.select(&A, &[want], &t, 0), Ok(want));
+        assert_eq!(p.select(&A, &[want], &mut t, 0), Ok(want));
         t.grant(lease(9, [10, 0, 0, 11], 100), 0).expect("grant");
         assert_eq!(
-            p.select(&A, &[want], &t, 0),
+            p.select(&A, &[want], &mut t, 0),
             Ok(Ipv4Addr::new(10, 0, 0, 10))
         );
         // Out of range or the router's own address: not honoured.
         let router = Ipv4Addr::new(10, 0, 0, 1);
-        assert_eq!(
-            p.select(&A, &[router], &t, 0),
-            Ok(Ipv4Addr::new(10, 0, 0, 10))
-        );
+        let other = p.select(&A, &[router], &mut t, 0).expect("free");
+        assert!(p.in_range(other), "{other}");
     }
 
     #[test]
@@ -246,13 +256,47 @@ pub(crate) mod tests {
         t.quarantine(Ipv4Addr::new(10, 0, 0, 10), 100);
         // An expired record is reused only when nothing fresh is left.
         t.grant(lease(9, [10, 0, 0, 11], 5), 0).expect("grant");
-        assert_eq!(p.select(&A, &[], &t, 10), Ok(Ipv4Addr::new(10, 0, 0, 13)));
+        assert_eq!(
+            p.select(&A, &[], &mut t, 10),
+            Ok(Ipv4Addr::new(10, 0, 0, 13))
+        );
         t.grant(lease(8, [10, 0, 0, 13], 100), 0).expect("grant");
-        assert_eq!(p.select(&A, &[], &t, 10), Ok(Ipv4Addr::new(10, 0, 0, 11)));
+        assert_eq!(
+            p.select(&A, &[], &mut t, 10),
+            Ok(Ipv4Addr::new(10, 0, 0, 11))
+        );
         t.grant(lease(7, [10, 0, 0, 11], 100), 10).expect("grant");
         assert!(matches!(
-            p.select(&A, &[], &t, 10),
+            p.select(&A, &[], &mut t, 10),
             Err(PoolError::Select { .. })
         ));
+    }
+
+    #[test]
+    fn the_search_goes_on_from_the_last_address_and_wraps() {
+        let p = pool();
+        let mut t = Leases::new();
+        let mut offered = Vec::new();
+        for mac in 1..=3u8 {
+            let ip = p
+                .select(&[2, 0, 0, 0, 1, mac], &[], &mut t, 0)
+                .expect("free");
+            t.reserve(ip, [2, 0, 0, 0, 1, mac], 60);
+            offered.push(ip.octets()[3]);
+        }
+        // .12 is the printer's static address.
+        assert_eq!(offered, [10, 11, 13]);
+        // Every address is offered or static: nothing for a fourth.
+        assert!(matches!(
+            p.select(&A, &[], &mut t, 0),
+            Err(PoolError::Select { .. })
+        ));
+        // The offers ran out; .13 is offered anew: the next search wraps
+        // around to .10.
+        t.reserve(Ipv4Addr::new(10, 0, 0, 13), [2, 0, 0, 0, 1, 9], 200);
+        assert_eq!(
+            p.select(&A, &[], &mut t, 61),
+            Ok(Ipv4Addr::new(10, 0, 0, 10))
+        );
     }
 }

@@ -25,8 +25,11 @@ pub fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
 }
 
 /// Decides on every datagram from `queue`: whatever has queued up is one
-/// batch, committed to the journal with one fdatasync before its replies
-/// are sent. Lease changes go to `changes` for the bus.
+/// batch, made durable with one write and one fdatasync before its
+/// replies are sent. The flush runs on a blocking thread without the
+/// core's lock, so datagrams keep being received (into the queue) and
+/// the bus keeps answering meanwhile. Lease changes go to `changes` for
+/// the bus.
 pub async fn decide(
     core: Arc<Mutex<Core>>,
     raw: RawSender,
@@ -35,7 +38,21 @@ pub async fn decide(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let decided = lock(&core).decide(std::mem::take(&mut batch), now());
+        let mut decided = lock(&core).decide(std::mem::take(&mut batch), now());
+        if let Some(flush) = decided.flush.take() {
+            let flushed = tokio::task::spawn_blocking(move || flush.run()).await;
+            match flushed {
+                Ok(Ok(())) => lock(&core).flushed(),
+                Ok(Err(e)) => {
+                    tracing::error!("{e}; withholding this batch's ACKs");
+                    decided.not_durable();
+                }
+                Err(e) => {
+                    tracing::error!("lease journal flush: {e}; withholding this batch's ACKs");
+                    decided.not_durable();
+                }
+            }
+        }
         for out in &decided.replies {
             if let Err(e) = io::send(&raw, out).await {
                 tracing::debug!("send reply: {e}");

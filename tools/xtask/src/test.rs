@@ -52,7 +52,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     if args.no_deps_install {
         step_note("system packages", "skipped (--no-deps-install)");
     } else {
-        install_packages().context("step `system packages` failed")?;
+        install_packages(PACKAGES).context("step `system packages` failed")?;
     }
 
     run_step(&root, "fmt", &cargo, &["fmt", "--all", "--check"])?;
@@ -97,7 +97,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     Ok(())
 }
 
-fn workspace_root() -> Result<PathBuf> {
+pub(crate) fn workspace_root() -> Result<PathBuf> {
     // tools/xtask -> the workspace root.
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
@@ -132,9 +132,11 @@ fn run_step<S: AsRef<std::ffi::OsStr>>(
     Ok(())
 }
 
-fn install_packages() -> Result<()> {
+/// Installs the Debian `packages` that are missing (`apt-get update`
+/// first).
+pub(crate) fn install_packages(packages: &[&str]) -> Result<()> {
     let mut missing = Vec::new();
-    for package in PACKAGES {
+    for package in packages {
         let out = Command::new("dpkg-query")
             .args(["-W", "-f=${Status}", package])
             .output()

@@ -1,11 +1,289 @@
-//! `cargo xtask bench dhcp`.
+//! `cargo xtask bench dhcp`: perfdhcp against dhcpd, Kea and dnsmasq, one
+//! after the other, on the same namespaces, with the same pool.
+//!
+//! ```text
+//!  load (perfdhcp) 10.80.0.2 --- srv: br-lan 10.80.0.1/16, the server
+//! ```
+//!
+//! perfdhcp acts as a relay (giaddr 10.80.0.2, in the pool's subnet), so
+//! every server answers by unicast. Each server gets the pool
+//! 10.80.1.0-10.80.250.255 with a one-hour lease, starts with an empty
+//! lease database, and keeps every lease on disk: dhcpd's journal (one
+//! fdatasync per batch, before the batch's ACKs), Kea's memfile
+//! (`persist: true`) and dnsmasq's lease file. Per server the offered rate
+//! of 4-way exchanges (DISCOVER-OFFER-REQUEST-ACK) climbs in steps of
+//! `--seconds`; the figure is the highest rate achieved with no drops.
+//! Figures are printed, never asserted.
 
-use anyhow::{Result, bail};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use oxwrt_lab::scratch::Netns;
+
+use crate::test::{install_packages, workspace_root};
 
 #[derive(Debug, Args)]
-pub struct DhcpArgs {}
+pub struct DhcpArgs {
+    /// Length of each perfdhcp step, in seconds.
+    #[arg(long, default_value_t = 5)]
+    seconds: u32,
+    /// Do not install missing system packages.
+    #[arg(long)]
+    no_deps_install: bool,
+}
 
-pub fn run(_args: DhcpArgs) -> Result<()> {
-    bail!("the dhcp benchmark is not built yet")
+const SERVER: &str = "10.80.0.1";
+const LOAD: &str = "10.80.0.2";
+const POOL: (&str, &str) = ("10.80.1.0", "10.80.250.255");
+/// Distinct clients perfdhcp simulates (fewer than the pool's addresses).
+const CLIENTS: &str = "50000";
+/// Offered rates, exchanges per second.
+const RATES: &[u32] = &[
+    500, 1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 8_000, 10_000, 12_000, 15_000, 20_000,
+];
+/// Debian packages the benchmark runs.
+const PACKAGES: &[&str] = &["kea-admin", "kea-dhcp4-server", "dnsmasq-base", "iproute2"];
+
+/// A child process, killed on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One perfdhcp step.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    offered: u32,
+    achieved: f64,
+    drops: u64,
+}
+
+pub fn run(args: DhcpArgs) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the dhcp benchmark needs root (network namespaces, port 67)");
+    }
+    if !args.no_deps_install {
+        install_packages(PACKAGES)?;
+    }
+    let root = workspace_root()?;
+    eprintln!("==> building dhcpd (release)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "dhcpd", "--bin", "dhcpd"])
+        .current_dir(&root)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("building dhcpd failed ({status})");
+    }
+    let dhcpd = root.join("target/release/dhcpd");
+    let dir = tempfile::tempdir()?;
+    let (load, srv) = (Netns::new("oxbh"), Netns::new("oxbh"));
+    load.veth("eth0", &srv, "lan0");
+    load.ip(&["addr", "add", &format!("{LOAD}/16"), "dev", "eth0"]);
+    srv.ip(&["link", "add", "br-lan", "type", "bridge", "stp_state", "0"]);
+    srv.ip(&["link", "set", "lan0", "master", "br-lan"]);
+    srv.ip(&["addr", "add", &format!("{SERVER}/16"), "dev", "br-lan"]);
+    srv.ip(&["link", "set", "br-lan", "up"]);
+
+    let mut rows = Vec::new();
+    for name in ["dhcpd", "kea", "dnsmasq"] {
+        let state = dir.path().join(name);
+        std::fs::create_dir_all(&state)?;
+        eprintln!("==> {name}");
+        let _server = start(name, &srv, &state, &dhcpd)?;
+        let steps = ramp(&load, args.seconds, &state)?;
+        rows.push((name, steps));
+    }
+    print!("{}", table(&rows, args.seconds));
+    Ok(())
+}
+
+fn start(name: &str, srv: &Netns, state: &Path, dhcpd: &Path) -> Result<Guard> {
+    let s = |p: &Path| p.display().to_string();
+    let log = std::fs::File::create(state.join("server.log"))?;
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", srv.name()]);
+    match name {
+        "dhcpd" => {
+            let config = state.join("oxwrt.toml");
+            std::fs::write(&config, dhcpd_config())?;
+            cmd.arg(dhcpd)
+                .args(["--config", &s(&config), "--state", &s(state)])
+                .env("RUST_LOG", "warn");
+        }
+        "kea" => {
+            let config = state.join("kea-dhcp4.json");
+            std::fs::write(&config, kea_config(state))?;
+            cmd.args(["kea-dhcp4", "-c", &s(&config)])
+                .env("KEA_PIDFILE_DIR", state)
+                .env("KEA_LOCKFILE_DIR", state);
+        }
+        _ => {
+            let range = format!("--dhcp-range={},{},255.255.0.0,1h", POOL.0, POOL.1);
+            cmd.args([
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--port=0",
+                "--user=root",
+                "--interface=br-lan",
+                "--bind-interfaces",
+                "--dhcp-authoritative",
+                "--dhcp-lease-max=100000",
+                &range,
+            ])
+            .arg(format!("--dhcp-leasefile={}", s(&state.join("leases"))))
+            .arg(format!("--pid-file={}", s(&state.join("pid"))));
+        }
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("start {name}"))?;
+    // Ready when port 67 is bound in the namespace.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !srv
+        .exec("ss", &["-lun", "sport", "= :67"])
+        .stdout
+        .contains(&b'6')
+    {
+        if Instant::now() > deadline {
+            bail!(
+                "{name} did not bind port 67; see {}",
+                state.join("server.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Guard(child))
+}
+
+fn dhcpd_config() -> String {
+    format!(
+        "version = 1\n\
+         [[networks]]\nname = \"lan\"\nkind = \"lan\"\nbridge = \"br-lan\"\naddress = \"{SERVER}/16\"\n\
+         [[dhcp.pools]]\nnetwork = \"lan\"\nstart = \"{}\"\nend = \"{}\"\nlease_time = \"1h\"\n",
+        POOL.0, POOL.1
+    )
+}
+
+fn kea_config(state: &Path) -> String {
+    let leases = state.join("kea-leases4.csv");
+    serde_json::json!({
+        "Dhcp4": {
+            "interfaces-config": { "interfaces": ["br-lan"], "dhcp-socket-type": "udp" },
+            "lease-database": {
+                "type": "memfile",
+                "persist": true,
+                "name": leases.display().to_string(),
+                "lfc-interval": 0
+            },
+            "valid-lifetime": 3600,
+            "subnet4": [{
+                "id": 1,
+                "subnet": "10.80.0.0/16",
+                "pools": [{ "pool": format!("{} - {}", POOL.0, POOL.1) }],
+                "option-data": [{ "name": "routers", "data": SERVER }]
+            }],
+            "loggers": [{
+                "name": "kea-dhcp4",
+                "output_options": [{ "output": "stdout" }],
+                "severity": "WARN"
+            }]
+        }
+    })
+    .to_string()
+}
+
+/// Offers climbing rates until a step drops a packet or falls short of
+/// its rate.
+fn ramp(load: &Netns, seconds: u32, state: &Path) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    for (i, &rate) in RATES.iter().enumerate() {
+        let out = load.exec(
+            "perfdhcp",
+            &[
+                "-4",
+                "-r",
+                &rate.to_string(),
+                "-R",
+                CLIENTS,
+                "-p",
+                &seconds.to_string(),
+                // Wait a second for the last replies, so packets in flight
+                // at the end are not counted as drops.
+                "-W",
+                "1000000",
+                "-l",
+                LOAD,
+                SERVER,
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        std::fs::write(state.join(format!("perfdhcp-{i}.txt")), &text)?;
+        let step = parse(rate, seconds, &text)
+            .with_context(|| format!("cannot read perfdhcp's output:\n{text}"))?;
+        eprintln!(
+            "    offered {rate}/s: {:.0}/s, {} drops",
+            step.achieved, step.drops
+        );
+        steps.push(step);
+        if step.drops > 0 || step.achieved < f64::from(rate) * 0.95 {
+            break;
+        }
+    }
+    Ok(steps)
+}
+
+/// The achieved rate (ACKs received per second of the step; perfdhcp's
+/// own "Rate" counts the exit wait too) and the drops of both exchanges
+/// from perfdhcp's report.
+fn parse(offered: u32, seconds: u32, text: &str) -> Option<Step> {
+    let acks: u32 = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("received packets: "))
+        .nth(1)
+        .and_then(|r| r.trim().parse().ok())?;
+    let achieved = f64::from(acks) / f64::from(seconds);
+    let drops = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("drops: "))
+        .filter_map(|d| d.trim().parse::<u64>().ok())
+        .sum();
+    Some(Step {
+        offered,
+        achieved,
+        drops,
+    })
+}
+
+fn table(rows: &[(&str, Vec<Step>)], seconds: u32) -> String {
+    let mut out = format!(
+        "\nperfdhcp, relayed, {seconds} s per step; 4-way exchanges per second at 0 % drops\n\n\
+         {:<8} {:>14} {:>24}\n",
+        "server", "at 0 % drops", "first step with drops"
+    );
+    for (name, steps) in rows {
+        let best = steps
+            .iter()
+            .filter(|s| s.drops == 0)
+            .map(|s| s.achieved)
+            .fold(0.0, f64::max);
+        let failed = steps.iter().find(|s| s.drops > 0).map_or_else(
+            || "-".to_string(),
+            |s| format!("{}/s: {} drops", s.offered, s.drops),
+        );
+        out.push_str(&format!("{name:<8} {best:>14.0} {failed:>24}\n"));
+    }
+    out
 }
