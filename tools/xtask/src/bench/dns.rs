@@ -13,8 +13,9 @@
 //! byte-sized caches) and its other defaults. Per server: a warm-up pass
 //! over the cached file, then `--seconds` of cached answers (1,000 names
 //! asked over and over), then `--seconds` of cache misses (names never
-//! asked before), then its resident memory (VmRSS). Figures are printed,
-//! never asserted.
+//! asked before), then its resident memory (VmRSS); `--rounds` times
+//! over the three, keeping each server's best figures (the machine is
+//! shared with builds and tests). Figures are printed, never asserted.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,10 @@ pub struct DnsArgs {
     /// Length of each dnsperf run, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u32,
+    /// Rounds over the three servers; each figure is the best round's
+    /// (the machine is shared: a round can be disturbed).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Do not install missing system packages.
     #[arg(long)]
     no_deps_install: bool,
@@ -105,7 +110,7 @@ pub fn run(args: DnsArgs) -> Result<()> {
     let result = bench(&args, &dir, &dnsd);
     let _ = std::fs::remove_dir_all(&dir);
     let rows = result?;
-    print!("{}", table(&rows, args.seconds));
+    print!("{}", table(&rows, args.seconds, args.rounds));
     Ok(())
 }
 
@@ -142,35 +147,67 @@ fn bench(args: &DnsArgs, dir: &Path, dnsd: &Path) -> Result<Vec<Row>> {
     )?;
     wait_answering(&srv, UPSTREAM)?;
 
-    let mut rows = Vec::new();
-    for name in ["dnsd", "dnsmasq", "unbound"] {
-        eprintln!("==> {name}");
-        let server = start_server(name, &srv, dir, dnsd)?;
-        wait_answering(&load, SERVER)?;
-        let pid = server.0.id();
-        // Warm-up: every cached name once.
-        dnsperf(&load, &cached, &["-n", "1"])?;
-        let secs = args.seconds.to_string();
-        let cached_run = dnsperf(&load, &cached, &["-l", &secs])?;
-        eprintln!(
-            "    cached: {:.0} qps, {:.2}% lost",
-            cached_run.qps, cached_run.lost_percent
-        );
-        let miss_run = dnsperf(&load, &misses, &["-l", &secs])?;
-        eprintln!(
-            "    misses: {:.0} qps, {:.2}% lost",
-            miss_run.qps, miss_run.lost_percent
-        );
-        let rss_kib = vm_rss(pid)?;
-        rows.push(Row {
-            name,
-            cached: cached_run,
-            misses: miss_run,
-            rss_kib,
-        });
-        drop(server);
+    let mut rows: Vec<Row> = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        for name in ["dnsd", "dnsmasq", "unbound"] {
+            eprintln!("==> round {round}: {name}");
+            let row = measure(name, args.seconds, &load, &srv, dir, dnsd, &cached, &misses)?;
+            match rows.iter_mut().find(|r| r.name == name) {
+                Some(best) => {
+                    if row.cached.qps > best.cached.qps {
+                        best.cached = row.cached;
+                    }
+                    if row.misses.qps > best.misses.qps {
+                        best.misses = row.misses;
+                    }
+                    best.rss_kib = best.rss_kib.max(row.rss_kib);
+                }
+                None => rows.push(row),
+            }
+        }
     }
     Ok(rows)
+}
+
+/// One server: start, warm up, cached run, miss run, VmRSS, stop.
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    name: &'static str,
+    seconds: u32,
+    load: &Netns,
+    srv: &Netns,
+    dir: &Path,
+    dnsd: &Path,
+    cached: &Path,
+    misses: &Path,
+) -> Result<Row> {
+    let mut server = start_server(name, srv, dir, dnsd)?;
+    wait_answering(load, SERVER)?;
+    let pid = server.0.id();
+    // Warm-up: every cached name once.
+    dnsperf(load, cached, &["-n", "1"])?;
+    let secs = seconds.to_string();
+    let cached_run = dnsperf(load, cached, &["-l", &secs])?;
+    eprintln!(
+        "    cached: {:.0} qps, {:.2}% lost",
+        cached_run.qps, cached_run.lost_percent
+    );
+    let miss_run = dnsperf(load, misses, &["-l", &secs])?;
+    eprintln!(
+        "    misses: {:.0} qps, {:.2}% lost",
+        miss_run.qps, miss_run.lost_percent
+    );
+    if let Ok(Some(status)) = server.0.try_wait() {
+        bail!("{name} exited during the run ({status})");
+    }
+    let rss_kib = vm_rss(pid)?;
+    eprintln!("    VmRSS: {rss_kib} kB");
+    Ok(Row {
+        name,
+        cached: cached_run,
+        misses: miss_run,
+        rss_kib,
+    })
 }
 
 fn start_server(name: &str, srv: &Netns, dir: &Path, dnsd: &Path) -> Result<Guard> {
@@ -299,7 +336,7 @@ fn wait_answering(ns: &Netns, server: &str) -> Result<()> {
 /// One dnsperf run from `ns` against the server.
 fn dnsperf(ns: &Netns, queries: &Path, extra: &[&str]) -> Result<Run> {
     let file = queries.display().to_string();
-    let mut args = vec!["-s", SERVER, "-d", &file, "-c", "8", "-q", "500", "-t", "2"];
+    let mut args = vec!["-s", SERVER, "-d", &file, "-c", "8", "-q", "100", "-t", "2"];
     args.extend_from_slice(extra);
     let out = ns.exec("dnsperf", &args);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -337,11 +374,11 @@ fn vm_rss(pid: u32) -> Result<u64> {
         .context("no VmRSS")
 }
 
-fn table(rows: &[Row], seconds: u32) -> String {
+fn table(rows: &[Row], seconds: u32, rounds: u32) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\ndnsperf, {seconds} s per run, 8 clients, 500 in flight; upstream: dnsmasq answering every name\n"
+        "\ndnsperf, {seconds} s per run, 8 clients, 100 in flight, best of {rounds} rounds (RSS: the largest);\nupstream: dnsmasq answering every name; caches of 10,000 entries (unbound: its defaults)\n"
     );
     let _ = writeln!(
         out,
