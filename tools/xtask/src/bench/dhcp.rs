@@ -137,6 +137,7 @@ fn start(name: &str, srv: &Netns, state: &Path, dhcpd: &Path) -> Result<Guard> {
                 "--interface=br-lan",
                 "--bind-interfaces",
                 "--dhcp-authoritative",
+                "--no-ping",
                 "--dhcp-lease-max=100000",
                 &range,
             ])
