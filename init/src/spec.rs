@@ -261,7 +261,14 @@ pub fn builtins(paths: &Paths) -> Vec<ServiceSpec> {
             "CAP_NET_BIND_SERVICE",
         ],
     );
-    vec![crate::broker::spec(paths), configd, netd, fwd, dhcpd]
+    let dnsd = daemon(
+        "dnsd",
+        &[
+            // UDP and TCP port 53.
+            "CAP_NET_BIND_SERVICE",
+        ],
+    );
+    vec![crate::broker::spec(paths), configd, netd, fwd, dhcpd, dnsd]
 }
 
 /// A config-consuming daemon: its binary of the same name, its uid from
@@ -353,7 +360,13 @@ max_crashes = 2
         let all = merge(
             builtins(&paths()),
             extra,
-            &["bus".into(), "netd".into(), "fwd".into(), "dhcpd".into()],
+            &[
+                "bus".into(),
+                "netd".into(),
+                "fwd".into(),
+                "dhcpd".into(),
+                "dnsd".into(),
+            ],
         )
         .expect("merges");
         let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
@@ -377,6 +390,7 @@ max_crashes = 2
             ),
             ("fwd", &["CAP_NET_ADMIN"][..]),
             ("dhcpd", &["CAP_NET_RAW", "CAP_NET_BIND_SERVICE"][..]),
+            ("dnsd", &["CAP_NET_BIND_SERVICE"][..]),
         ] {
             let spec = all.iter().find(|s| s.name == name).expect("builtin");
             let principal = bus_schema::bus::policy::by_service(name).expect("principal");

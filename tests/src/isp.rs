@@ -80,10 +80,27 @@ pub fn dnsmasq_argv(dnsmasq: &Path, files: &IspFiles) -> Vec<OsString> {
             // dnsmasq sends before offering an address.
             "--no-ping".to_owned(),
             format!("--address=/{DNS_NAME}/{ISP_ADDR}"),
+            // Its own answers with a TTL (0 by default), so that they can
+            // be cached downstream.
+            "--local-ttl=300".to_owned(),
+            // An answer larger than 512 bytes, for truncation over UDP.
+            format!("--txt-record={BIG_TXT_NAME},{}", big_txt()),
         ]
         .map(OsString::from),
     );
     argv
+}
+
+/// A name under the ISP's domain whose TXT answer is larger than 512
+/// bytes.
+pub const BIG_TXT_NAME: &str = "big.example.test";
+
+/// Four 200-character strings.
+fn big_txt() -> String {
+    let parts: Vec<String> = (b'a'..=b'd')
+        .map(|c| format!("\"{}\"", char::from(c).to_string().repeat(200)))
+        .collect();
+    parts.join(",")
 }
 
 /// The HTTP server command line: python3's http.server if there is a

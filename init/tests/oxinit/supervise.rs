@@ -56,6 +56,8 @@ impl Router {
                 "fwd",
                 "--without",
                 "dhcpd",
+                "--without",
+                "dnsd",
             ])
             .arg("--extra-services")
             .arg(&file)

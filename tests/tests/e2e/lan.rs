@@ -1,6 +1,7 @@
 //! The LAN services of the real stack in the lab (tests/lab/): dhcpd
-//! leasing to real clients on hosts of the lab's switch, through oxinit,
-//! configd and the bus.
+//! leasing to real clients on hosts of the lab's switch, and dnsd
+//! answering `dig` on the LAN with local names and the ISP's dnsmasq
+//! upstream, through oxinit, configd and the bus.
 //!
 //! They need root; without it each test prints `SKIP: <reason>`.
 
@@ -12,7 +13,7 @@ use oxwrt_lab::dhcp_client::DhcpClient;
 use oxwrt_lab::testing;
 use oxwrt_lab::wait_for;
 
-use crate::router::Router;
+use crate::router::{Router, route_isp_to_lan};
 use crate::spine::BoxError;
 
 const LIMIT: Duration = Duration::from_secs(240);
@@ -115,6 +116,114 @@ fn dhcpd_leases_to_lan_hosts_keeps_leases_across_a_restart_and_a_config_change()
         let renewed = host.wait_event(&["renew", "bound"]);
         assert_eq!(renewed["ip"], ip.to_string());
         assert_eq!(renewed["lease"], "7200");
+        Ok(())
+    });
+}
+
+impl Router {
+    /// `dig` in namespace `ns` with `args`; its standard output.
+    fn dig(&self, ns: &str, args: &[&str]) -> Result<String, BoxError> {
+        let out = self.lab.ns_exec(
+            ns,
+            &[&["dig", "+time=2", "+tries=1"][..], args].concat(),
+            Duration::from_secs(20),
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `dig +short @192.168.1.1 ARGS` from the first LAN client.
+    fn ask(&self, args: &[&str]) -> Result<String, BoxError> {
+        let lan = self.ns().lan[0].clone();
+        let at = format!("@{}", oxwrt_lab::plan::ROUTER_LAN_ADDR);
+        Ok(self
+            .dig(&lan, &[&[at.as_str(), "+short"][..], args].concat())?
+            .trim()
+            .to_string())
+    }
+
+    /// How many queries for `name` the ISP's dnsmasq has seen.
+    fn upstream_queries(&self, name: &str) -> Result<usize, BoxError> {
+        let files = oxwrt_lab::isp::IspFiles::under(&self.lab.dir().join("isp"));
+        let log = std::fs::read_to_string(&files.dnsmasq_log)?;
+        Ok(log
+            .lines()
+            .filter(|l| l.contains("query[") && l.contains(&format!(" {name} from")))
+            .count())
+    }
+}
+
+#[test]
+fn dnsd_answers_local_names_forwards_caches_blocks_truncates_and_ignores_the_wan() {
+    testing::run(LIMIT, |scope| {
+        let mut router = Router::boot(scope, 1)?;
+        // The router's own name, a [[dns.hosts]] name, a static lease's
+        // name before anyone took it, and the PTR of a LAN address.
+        wait_for("dnsd to answer", Instant::now() + WAIT, || {
+            router
+                .ask(&["oxwrt-lab.lan"])
+                .ok()
+                .filter(|a| a == "192.168.1.1")
+        })?;
+        assert_eq!(router.ask(&["nas.lan"])?, "192.168.1.10");
+        assert_eq!(router.ask(&["printer.lan"])?, "192.168.1.50");
+        assert_eq!(router.ask(&["-x", "192.168.1.10"])?, "nas.lan.");
+
+        // A DHCP client's hostname, from dhcpd's leases.
+        let host = router.host("02:00:00:00:01:02")?;
+        host.udhcpc("tablet", &["-q"]).wait();
+        let ip = host.wait_event(&["bound"])["ip"].clone();
+        wait_for("tablet.lan", Instant::now() + WAIT, || {
+            router.ask(&["tablet.lan"]).ok().filter(|a| *a == ip)
+        })?;
+        assert_eq!(router.ask(&["-x", &ip])?, "tablet.lan.");
+
+        // A name only the upstream knows; the second answer comes from the
+        // cache (the upstream saw one query).
+        let name = "cached.example.test";
+        assert_eq!(router.ask(&[name])?, "100.64.0.1");
+        assert_eq!(router.ask(&[name])?, "100.64.0.1");
+        assert_eq!(router.upstream_queries(name)?, 1);
+
+        // Larger than 512 bytes: truncated over UDP without EDNS, whole
+        // over TCP.
+        let lan = router.ns().lan[0].clone();
+        let at = format!("@{}", oxwrt_lab::plan::ROUTER_LAN_ADDR);
+        let big = oxwrt_lab::isp::BIG_TXT_NAME;
+        let udp = router.dig(&lan, &[&at, "+noedns", "+ignore", big, "TXT"])?;
+        assert!(udp.contains(" tc"), "no TC flag over UDP:\n{udp}");
+        let tcp = router.dig(&lan, &[&at, "+tcp", "+short", big, "TXT"])?;
+        assert_eq!(tcp.matches(&"d".repeat(200)).count(), 1, "{tcp}");
+
+        // A blocklist through configd: the name and its subdomains.
+        let list = router.lab.root().join("etc/oxwrt/blocked.txt");
+        std::fs::write(&list, "# test\nads.example.test\n")?;
+        router.reload_with(
+            "listen = [\"lan\"]",
+            &format!(
+                "listen = [\"lan\"]\nblocklists = [{:?}]",
+                list.display().to_string()
+            ),
+        )?;
+        for blocked in ["ads.example.test", "x.ads.example.test"] {
+            let answer = router.dig(&lan, &[&at, blocked])?;
+            assert!(answer.contains("status: NXDOMAIN"), "{blocked}:\n{answer}");
+        }
+
+        // The WAN side gets no answer, neither at the WAN address nor,
+        // routed, at the LAN address.
+        route_isp_to_lan(&router)?;
+        let isp = router.ns().isp.clone();
+        for target in [router.wan.to_string(), "192.168.1.1".to_string()] {
+            let answer = router.dig(&isp, &[&format!("@{target}"), "+short", "nas.lan"])?;
+            assert!(
+                !answer.contains("192.168.1.10"),
+                "{target} answered the WAN: {answer}"
+            );
+            assert!(
+                answer.contains("timed out") || answer.is_empty(),
+                "{answer}"
+            );
+        }
         Ok(())
     });
 }

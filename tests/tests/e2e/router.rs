@@ -1,5 +1,5 @@
 //! The routed data path, with the real stack in the router (oxinit,
-//! configd, netd, fwd) and the lab's own config (tests/lab/): traffic
+//! configd, netd, fwd, dhcpd, dnsd) and the lab's own config (tests/lab/): traffic
 //! between the LAN clients and the ISP namespace, through netd's bridge,
 //! addresses, DHCP lease and routes and fwd's firewall and NAT. Every
 //! peer is a TCP server or client in a lab namespace.
@@ -30,13 +30,13 @@ pub(crate) struct Router {
     pub(crate) rt: tokio::runtime::Runtime,
     pub(crate) conn: zbus::Connection,
     /// The router's WAN address (leased by netd).
-    wan: Ipv4Addr,
+    pub(crate) wan: Ipv4Addr,
 }
 
 impl Router {
     pub(crate) fn boot(scope: &Scope, lan_clients: usize) -> Result<Router, BoxError> {
         let oxinit = built("oxinit")?;
-        for daemon in ["configd", "netd", "fwd", "dhcpd"] {
+        for daemon in ["configd", "netd", "fwd", "dhcpd", "dnsd"] {
             built(daemon)?;
         }
         let mut lab = scope.up(LabConfig {
@@ -69,7 +69,7 @@ impl Router {
         Ok(router)
     }
 
-    fn ns(&self) -> &oxwrt_lab::Namespaces {
+    pub(crate) fn ns(&self) -> &oxwrt_lab::Namespaces {
         self.lab.namespaces()
     }
 
@@ -128,7 +128,7 @@ impl Router {
 
 /// Lets the ISP namespace route to the LAN through the router, as a
 /// hostile neighbour on the WAN segment could.
-fn route_isp_to_lan(router: &Router) -> TestResult {
+pub(crate) fn route_isp_to_lan(router: &Router) -> TestResult {
     let out = Command::new("ip")
         .args([
             "-n",
@@ -370,6 +370,7 @@ fn each_daemon_runs_as_its_uid_with_only_its_capabilities() {
             ("netd", 7101, 1 << 10 | 1 << 12 | 1 << 13),
             ("fwd", 7102, 1 << 12),
             ("dhcpd", 7103, 1 << 10 | 1 << 13),
+            ("dnsd", 7104, 1 << 10),
         ] {
             let pid = services
                 .iter()
