@@ -105,6 +105,8 @@ fn as_pid1_it_mounts_names_the_host_boots_and_reboots_on_sigterm() {
             "fwd",
             "--without",
             "dhcpd",
+            "--without",
+            "dnsd",
         ])
         .stdin(Stdio::null())
         .spawn()
