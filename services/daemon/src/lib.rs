@@ -85,6 +85,16 @@ impl RunError {
     }
 }
 
+/// The sections of the public config file at `path`, validated alone
+/// (secrets unchecked and empty): a daemon's standalone mode (`--config
+/// FILE`, for benchmarks and debugging), never the router's own path.
+pub fn load_sections(path: &str) -> Result<Sections, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("read {path}: {e}"))?;
+    let loaded =
+        bus_schema::config::check_public_text(&text).map_err(|e| format!("{path}:\n{e}"))?;
+    Ok(bus_schema::config::sections(&loaded.config, false))
+}
+
 /// Sets up tracing to stderr (oxinit forwards it to the journal or its
 /// ring buffer). `RUST_LOG` overrides the default `info`.
 pub fn init_logging() {

@@ -111,16 +111,10 @@ impl Drop for Running {
 
 /// Serves a config file alone until SIGTERM or SIGINT.
 async fn standalone(path: &str, dir: &Path) -> ExitCode {
-    let sections = match std::fs::read_to_string(path) {
-        Ok(text) => match bus_schema::config::check_public_text(&text) {
-            Ok(loaded) => bus_schema::config::sections(&loaded.config, false),
-            Err(e) => {
-                tracing::error!("{path}:\n{e}");
-                return ExitCode::from(exit::CONFIG);
-            }
-        },
+    let sections = match oxwrt_daemon::load_sections(path) {
+        Ok(s) => s,
         Err(e) => {
-            tracing::error!("read {path}: {e}");
+            tracing::error!("{e}");
             return ExitCode::from(exit::CONFIG);
         }
     };

@@ -51,21 +51,13 @@ impl Domain for Dnsd {
 
 /// Serves a config file alone until SIGTERM or SIGINT.
 async fn standalone(path: &str) -> ExitCode {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let sections = match oxwrt_daemon::load_sections(path) {
+        Ok(s) => s,
         Err(e) => {
-            tracing::error!("read {path}: {e}");
+            tracing::error!("{e}");
             return ExitCode::from(exit::CONFIG);
         }
     };
-    let loaded = match bus_schema::config::check_public_text(&text) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("{path}:\n{e}");
-            return ExitCode::from(exit::CONFIG);
-        }
-    };
-    let sections = bus_schema::config::sections(&loaded.config, false);
     let mut core = Core::new(Shared::new(0), DNS_PORT);
     if let Err(e) = core.apply(&sections) {
         tracing::error!("{e}");

@@ -208,6 +208,8 @@ fn dnsd_answers_local_names_forwards_caches_blocks_truncates_and_ignores_the_wan
             let answer = router.dig(&lan, &[&at, blocked])?;
             assert!(answer.contains("status: NXDOMAIN"), "{blocked}:\n{answer}");
         }
+        // The DNS change kept the names dnsd had learned from dhcpd.
+        assert_eq!(router.ask(&["tablet.lan"])?, ip);
 
         // The WAN side gets no answer, neither at the WAN address nor,
         // routed, at the LAN address.

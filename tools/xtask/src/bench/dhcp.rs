@@ -22,14 +22,14 @@
 //! asserted.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use oxwrt_lab::scratch::Netns;
 
-use crate::test::{install_packages, workspace_root};
+use super::Guard;
 
 #[derive(Debug, Args)]
 pub struct DhcpArgs {
@@ -53,16 +53,6 @@ const RATES: &[u32] = &[
 /// Debian packages the benchmark runs.
 const PACKAGES: &[&str] = &["kea-admin", "kea-dhcp4-server", "dnsmasq-base", "iproute2"];
 
-/// A child process, killed on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One perfdhcp step.
 #[derive(Debug, Clone, Copy)]
 struct Step {
@@ -81,24 +71,7 @@ impl Step {
 }
 
 pub fn run(args: DhcpArgs) -> Result<()> {
-    if !nix::unistd::geteuid().is_root() {
-        bail!("the dhcp benchmark needs root (network namespaces, port 67)");
-    }
-    if !args.no_deps_install {
-        install_packages(PACKAGES)?;
-    }
-    let root = workspace_root()?;
-    eprintln!("==> building dhcpd (release)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "dhcpd", "--bin", "dhcpd"])
-        .current_dir(&root)
-        .status()
-        .context("cannot run cargo")?;
-    if !status.success() {
-        bail!("building dhcpd failed ({status})");
-    }
-    let dhcpd = root.join("target/release/dhcpd");
+    let dhcpd = super::prepare("dhcp", PACKAGES, args.no_deps_install, "dhcpd")?;
     let dir = tempfile::tempdir()?;
     let (load, srv) = (Netns::new("oxbh"), Netns::new("oxbh"));
     load.veth("eth0", &srv, "lan0");

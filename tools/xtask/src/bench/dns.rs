@@ -18,13 +18,15 @@
 //! shared with builds and tests). Figures are printed, never asserted.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use oxwrt_lab::scratch::Netns;
+
+use super::Guard;
 
 #[derive(Debug, Args)]
 pub struct DnsArgs {
@@ -59,16 +61,6 @@ const CACHED_NAMES: usize = 1_000;
 /// Names in the miss query file: more than any server answers in a run.
 const MISS_NAMES: usize = 2_000_000;
 
-/// A child process, killed on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One dnsperf run's result.
 #[derive(Debug, Default, Clone, Copy)]
 struct Run {
@@ -86,24 +78,7 @@ struct Row {
 }
 
 pub fn run(args: DnsArgs) -> Result<()> {
-    if !nix_is_root() {
-        bail!("the dns benchmark needs root (network namespaces, port 53)");
-    }
-    if !args.no_deps_install {
-        install_packages()?;
-    }
-    let root = workspace_root()?;
-    eprintln!("==> building dnsd (release)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "dnsd", "--bin", "dnsd"])
-        .current_dir(&root)
-        .status()
-        .context("cannot run cargo")?;
-    if !status.success() {
-        bail!("building dnsd failed ({status})");
-    }
-    let dnsd = root.join("target/release/dnsd");
+    let dnsd = super::prepare("dns", PACKAGES, args.no_deps_install, "dnsd")?;
 
     let dir = std::env::temp_dir().join(format!("oxwrt-bench-dns-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -398,51 +373,4 @@ fn table(rows: &[Row], seconds: u32, rounds: u32) -> String {
         );
     }
     out
-}
-
-fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn workspace_root() -> Result<PathBuf> {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .map(Path::to_owned)
-        .context("cannot find the workspace root")
-}
-
-fn install_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| {
-            !Command::new("dpkg-query")
-                .args(["-W", "-f=${Status}", p])
-                .output()
-                .is_ok_and(|o| o.status.success() && o.stdout.ends_with(b" installed"))
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    eprintln!("==> installing {}", missing.join(" "));
-    let apt = |args: &[&str]| -> Result<()> {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .context("cannot run apt-get")?;
-        if !status.success() {
-            bail!("apt-get {} failed ({status})", args.join(" "));
-        }
-        Ok(())
-    };
-    apt(&["update"])?;
-    let mut install = vec!["install", "-y", "--no-install-recommends"];
-    install.extend(&missing);
-    apt(&install)
 }

@@ -6,8 +6,13 @@
 mod dhcp;
 mod dns;
 
-use anyhow::Result;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+
+use crate::test::{install_packages, workspace_root};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -27,5 +32,39 @@ pub fn run(args: BenchArgs) -> Result<()> {
     match args.target {
         Target::Dhcp(a) => dhcp::run(a),
         Target::Dns(a) => dns::run(a),
+    }
+}
+
+/// Checks for root, installs the Debian `packages` that are missing
+/// (unless `no_deps_install`), and builds `binary` (of the package of the
+/// same name) with `--release`; returns its path.
+fn prepare(what: &str, packages: &[&str], no_deps_install: bool, binary: &str) -> Result<PathBuf> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the {what} benchmark needs root (network namespaces, privileged ports)");
+    }
+    if !no_deps_install {
+        install_packages(packages)?;
+    }
+    let root = workspace_root()?;
+    eprintln!("==> building {binary} (release)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", binary, "--bin", binary])
+        .current_dir(&root)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("building {binary} failed ({status})");
+    }
+    Ok(root.join("target/release").join(binary))
+}
+
+/// A child process, killed on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
