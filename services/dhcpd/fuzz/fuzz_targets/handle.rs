@@ -4,7 +4,9 @@
 //! `server::tests::never_panics_on_mutated_input` runs the same call over
 //! mutated client messages on stable Rust, so CI exercises it too.
 //!
-//! Run: `cargo fuzz run handle` in `services/dhcpd/fuzz`.
+//! Run in `services/dhcpd/fuzz` (cargo-fuzz passes nightly flags; on the
+//! stable toolchain `RUSTC_BOOTSTRAP=1` allows them):
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz run handle -- -max_total_time=60`.
 
 #![no_main]
 

@@ -3,7 +3,9 @@
 //! runs the same function (and the resolver after it) over mutated
 //! queries on stable Rust, so CI exercises it too.
 //!
-//! Run: `cargo +nightly fuzz run parse_query` in `services/dnsd/fuzz`.
+//! Run in `services/dnsd/fuzz` (cargo-fuzz passes nightly flags; on the
+//! stable toolchain `RUSTC_BOOTSTRAP=1` allows them):
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz run parse_query -- -max_total_time=60`.
 
 #![no_main]
 
