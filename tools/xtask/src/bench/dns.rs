@@ -175,8 +175,13 @@ fn measure(
     if let Ok(Some(status)) = server.0.try_wait() {
         bail!("{name} exited during the run ({status})");
     }
-    let rss_kib = vm_rss(pid)?;
-    eprintln!("    VmRSS: {rss_kib} kB");
+    let rss_kib = status_kib(pid, "VmRSS:")?;
+    // Heap and stacks apart from the binary's and libraries' pages.
+    eprintln!(
+        "    VmRSS: {rss_kib} kB (anonymous {} kB, file {} kB)",
+        status_kib(pid, "RssAnon:")?,
+        status_kib(pid, "RssFile:")?
+    );
     Ok(Row {
         name,
         cached: cached_run,
@@ -338,15 +343,16 @@ fn dnsperf(ns: &Netns, queries: &Path, extra: &[&str]) -> Result<Run> {
     Ok(Run { qps, lost_percent })
 }
 
-fn vm_rss(pid: u32) -> Result<u64> {
+/// `field` of `/proc/PID/status`, in kB.
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("read /proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .context("no VmRSS")
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
 fn table(rows: &[Row], seconds: u32, rounds: u32) -> String {
