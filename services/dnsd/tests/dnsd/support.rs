@@ -235,13 +235,17 @@ impl Drop for Guard {
 pub struct Upstream {
     _dnsmasq: Guard,
     pub log: tempfile::NamedTempFile,
+    /// Holds dnsmasq's pid file (never the host's /run/dnsmasq.pid).
+    _dir: tempfile::TempDir,
 }
 
 impl Upstream {
     pub fn start(net: &Net, records: &[&str]) -> Self {
         let log = tempfile::NamedTempFile::new().expect("log file");
+        let dir = tempfile::tempdir().expect("tempdir");
         let mut args: Vec<String> = vec![
             "--keep-in-foreground".into(),
+            format!("--pid-file={}", dir.path().join("dnsmasq.pid").display()),
             "--conf-file=/dev/null".into(),
             "--no-resolv".into(),
             "--no-hosts".into(),
@@ -269,6 +273,7 @@ impl Upstream {
         let up = Upstream {
             _dnsmasq: Guard(child),
             log,
+            _dir: dir,
         };
         wait_until("dnsmasq answering", || {
             dig(&net.router, UPSTREAM, &["up.test", "SOA"]).status == "NOERROR"

@@ -108,6 +108,7 @@ fn bench(args: &DnsArgs, dir: &Path, dnsd: &Path) -> Result<Vec<Row>> {
         DNSMASQ,
         &[
             "--keep-in-foreground",
+            &format!("--pid-file={}", dir.join("upstream.pid").display()),
             "--conf-file=/dev/null",
             "--no-resolv",
             "--no-hosts",
@@ -203,6 +204,7 @@ fn start_server(name: &str, srv: &Netns, dir: &Path, dnsd: &Path) -> Result<Guar
             DNSMASQ,
             &[
                 "--keep-in-foreground",
+                &format!("--pid-file={}", dir.join("dnsmasq.pid").display()),
                 "--conf-file=/dev/null",
                 "--no-resolv",
                 "--no-hosts",
