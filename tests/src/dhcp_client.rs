@@ -119,16 +119,37 @@ impl DhcpClient {
         }
     }
 
-    fn dhclient_files(&self) -> [PathBuf; 3] {
-        ["dhclient.conf", "dhclient.leases", "dhclient.pid"].map(|f| self.dir.join(f))
+    /// Runs ISC dhclient once with `mode` (`-1`: lease, `-r`: release),
+    /// on the client's own configuration, lease and pid files.
+    fn run_dhclient(&self, label: &str, mode: &str) {
+        let [conf, leases, pid] =
+            ["dhclient.conf", "dhclient.leases", "dhclient.pid"].map(|f| self.dir.join(f));
+        let script = self.script();
+        self.run(
+            label,
+            &[
+                "dhclient",
+                "-4",
+                mode,
+                "-v",
+                "-cf",
+                s(&conf),
+                "-sf",
+                s(&script),
+                "-lf",
+                s(&leases),
+                "-pf",
+                s(&pid),
+                "eth0",
+            ],
+        );
     }
 
     /// ISC dhclient: leases once (it stays in the background to renew) and
     /// returns the BOUND variables.
     pub fn dhclient(&self, hostname: &str) -> Vars {
-        let [conf, leases, pid] = self.dhclient_files();
         std::fs::write(
-            &conf,
+            self.dir.join("dhclient.conf"),
             format!(
                 "send host-name \"{hostname}\";\n\
                  request subnet-mask, routers, domain-name-servers, domain-name, ntp-servers, interface-mtu;\n\
@@ -136,50 +157,13 @@ impl DhcpClient {
             ),
         )
         .expect("write dhclient.conf");
-        let script = self.script();
-        self.run(
-            "dhclient",
-            &[
-                "dhclient",
-                "-4",
-                "-1",
-                "-v",
-                "-cf",
-                s(&conf),
-                "-sf",
-                s(&script),
-                "-lf",
-                s(&leases),
-                "-pf",
-                s(&pid),
-                "eth0",
-            ],
-        );
+        self.run_dhclient("dhclient", "-1");
         self.wait_event(&["BOUND", "REBOOT"])
     }
 
     /// `dhclient -r`: releases the lease and stops the background client.
     pub fn dhclient_release(&self) {
-        let [conf, leases, pid] = self.dhclient_files();
-        let script = self.script();
-        self.run(
-            "dhclient-release",
-            &[
-                "dhclient",
-                "-4",
-                "-r",
-                "-v",
-                "-cf",
-                s(&conf),
-                "-sf",
-                s(&script),
-                "-lf",
-                s(&leases),
-                "-pf",
-                s(&pid),
-                "eth0",
-            ],
-        );
+        self.run_dhclient("dhclient-release", "-r");
     }
 
     /// busybox udhcpc in the foreground with `extra` arguments; the caller

@@ -87,12 +87,20 @@ impl Netns {
     /// Runs the future `f` makes on a thread inside the namespace, with a
     /// tokio runtime of its own.
     pub fn block_on<T: Send, F: Future<Output = T>>(&self, f: impl FnOnce() -> F + Send) -> T {
-        self.run(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(f())
+        self.run(move || current_thread_runtime().block_on(f()))
+    }
+
+    /// Like [`Netns::block_on`], in the background: the thread ends when
+    /// the future does (a daemon under test waits for its stop signal).
+    pub fn spawn<T, F>(&self, f: impl FnOnce() -> F + Send + 'static) -> std::thread::JoinHandle<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = T>,
+    {
+        let ns = self.0.clone();
+        std::thread::spawn(move || {
+            enter(&ns).unwrap_or_else(|e| panic!("enter {ns}: {e}"));
+            current_thread_runtime().block_on(f())
         })
     }
 }
@@ -101,6 +109,13 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// Moves the calling thread into network namespace `ns` (a name under

@@ -324,22 +324,15 @@ pub fn dump_redacted(config: &model::Config) -> Result<String, toml::ser::Error>
 
 #[cfg(test)]
 mod tests {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
     use super::*;
 
-    /// A small deterministic generator (xorshift) so the run is repeatable.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
+    /// A number below `n` (0 when `n` is 0) from the seeded generator, so
+    /// every run mutates the same way.
+    fn below(rng: &mut StdRng, n: usize) -> usize {
+        rng.random_range(0..n.max(1))
     }
 
     /// Mutated cookbooks (bytes flipped, lines dropped, duplicated or
@@ -360,33 +353,33 @@ mod tests {
             "true",
             "\"a-b-c-d-e-f-g-h-i\"",
         ];
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
         for _ in 0..800 {
             let mut lines: Vec<String> = cookbook.lines().map(String::from).collect();
-            for _ in 0..1 + rng.below(4) {
-                let i = rng.below(lines.len());
-                match rng.below(5) {
+            for _ in 0..1 + below(&mut rng, 4) {
+                let i = below(&mut rng, lines.len());
+                match below(&mut rng, 5) {
                     0 => {
                         lines.remove(i);
                     }
                     1 => {
                         let l = lines[i].clone();
-                        lines.insert(rng.below(lines.len()), l);
+                        lines.insert(below(&mut rng, lines.len()), l);
                     }
                     2 => {
-                        let j = rng.below(lines.len());
+                        let j = below(&mut rng, lines.len());
                         lines.swap(i, j);
                     }
                     3 => {
                         if let Some((k, _)) = lines[i].split_once(" = ") {
-                            lines[i] = format!("{k} = {}", odd[rng.below(odd.len())]);
+                            lines[i] = format!("{k} = {}", odd[below(&mut rng, odd.len())]);
                         }
                     }
                     _ => {
                         let mut bytes = lines[i].clone().into_bytes();
                         if !bytes.is_empty() {
-                            let b = rng.below(bytes.len());
-                            bytes[b] = b"x0.:/-\"[]={}\n"[rng.below(13)];
+                            let b = below(&mut rng, bytes.len());
+                            bytes[b] = b"x0.:/-\"[]={}\n"[below(&mut rng, 13)];
                         }
                         lines[i] = String::from_utf8_lossy(&bytes).into_owned();
                     }

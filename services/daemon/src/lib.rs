@@ -123,15 +123,33 @@ pub async fn run_serving<D: Domain>(
     let principal = bus_schema::bus::policy::by_service(service)
         .ok_or_else(|| RunError::UnknownService(service.to_string()))?;
     let env = Env::from_process();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(RunError::Signal)?;
+    let mut termination = Termination::install().map_err(RunError::Signal)?;
     let daemon = bus::Joined::join(&env, principal, domain, serve).await?;
     notify_ready().map_err(RunError::Ready)?;
     tracing::info!(name = principal.name, "ready");
     tokio::select! {
         () = daemon.follow() => return Err(RunError::Lost),
-        _ = term.recv() => tracing::info!("SIGTERM: exiting"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: exiting"),
+        () = termination.wait() => {}
     }
     Ok(())
+}
+
+/// SIGTERM and SIGINT, caught from the moment of [`Termination::install`]
+/// (so one that arrives during start-up is not lost).
+#[derive(Debug)]
+pub struct Termination(tokio::signal::unix::Signal);
+
+impl Termination {
+    /// Installs the SIGTERM handler (SIGINT is caught by `wait`).
+    pub fn install() -> std::io::Result<Termination> {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map(Termination)
+    }
+
+    /// Returns at SIGTERM or SIGINT, logging which.
+    pub async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.0.recv() => tracing::info!("SIGTERM: exiting"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: exiting"),
+        }
+    }
 }

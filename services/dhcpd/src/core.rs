@@ -13,7 +13,7 @@ use bus_schema::config::Sections;
 use bus_schema::config::model::{Dhcp, Network};
 
 use crate::io::{Incoming, Outgoing, Sockets};
-use crate::journal::{Flush, Journal, JournalError};
+use crate::journal::{Flush, Journal};
 use crate::leases::{Lease, mac_string};
 use crate::pool::Pool;
 use crate::server::{Action, Change, ReplyKind, Server};
@@ -162,20 +162,14 @@ impl Core {
         }
     }
 
-    /// Ends the leases that ran out by `now`; returns the changes.
-    pub fn expire(&mut self, now: u64) -> Vec<Change> {
+    /// Ends the leases that ran out by `now`; returns the changes and
+    /// their flush, which the caller runs outside the lock.
+    pub fn expire(&mut self, now: u64) -> (Vec<Change>, Option<Flush>) {
         let changes = self.server.expire(now);
         for c in &changes {
             self.journal.append(c);
         }
-        if let Err(e) = self.commit() {
-            tracing::warn!("{e}");
-        }
-        changes
-    }
-
-    fn commit(&mut self) -> Result<(), JournalError> {
-        self.journal.commit(self.server.leases())
+        (changes, self.journal.take())
     }
 
     /// The network a device carries (the pool's), if it is served.

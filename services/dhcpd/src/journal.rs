@@ -2,14 +2,14 @@
 //! one JSON line each, made durable in groups.
 //!
 //! The daemon appends every change of a batch of decisions, then makes
-//! them durable once ([`Journal::commit`], or [`Journal::take`] and
-//! [`Flush::run`] away from the lock and the event loop): one write and
-//! one `fdatasync` for the whole batch, after which the batch's ACKs may
+//! them durable once ([`Journal::take`], then [`Flush::run`] away from the
+//! lock and the event loop): one write and one `fdatasync` for the whole
+//! batch, after which the batch's ACKs may
 //! go out (group commit). A crash loses at most changes whose ACK was
 //! never sent; a torn last line is ignored when the journal is read back.
 //!
-//! When the journal has grown to several times the live leases, commit
-//! rewrites it whole (only the live leases, atomically: temporary file,
+//! When the journal has grown to several times the live leases, it is
+//! rewritten whole (only the live leases, atomically: temporary file,
 //! fsync, rename, fsync of the directory), so its size stays bounded.
 
 use std::fs::{File, OpenOptions};
@@ -151,20 +151,10 @@ impl Journal {
         }
     }
 
-    /// Whether changes wait for a commit.
-    pub fn is_dirty(&self) -> bool {
+    /// Whether changes wait for a flush.
+    #[cfg(test)]
+    fn is_dirty(&self) -> bool {
         !self.pending.is_empty()
-    }
-
-    /// Makes every queued change durable ([`Journal::take`], then
-    /// [`Flush::run`], then [`Journal::compact_if_due`]). On an error the
-    /// queued changes are not durable and their ACKs must not be sent.
-    pub fn commit(&mut self, live: &Leases) -> Result<(), JournalError> {
-        if let Some(flush) = self.take() {
-            flush.run()?;
-            self.compact_if_due(live)?;
-        }
-        Ok(())
     }
 
     /// The queued changes, to be made durable by [`Flush::run`] (which may
@@ -262,6 +252,14 @@ mod tests {
         Change { event, lease }
     }
 
+    /// What the daemon does after a batch: flush, then compact when due.
+    fn commit(j: &mut Journal, live: &Leases) {
+        if let Some(flush) = j.take() {
+            flush.run().expect("flush");
+            j.compact_if_due(live).expect("compact");
+        }
+    }
+
     fn lines(dir: &Path) -> usize {
         std::fs::read_to_string(dir.join(FILE))
             .expect("read")
@@ -284,7 +282,7 @@ mod tests {
         live.release("lan", &b.mac, b.ip);
         j.append(&change(Event::Released, b.clone()));
         assert!(j.is_dirty());
-        j.commit(&live).expect("commit");
+        commit(&mut j, &live);
         assert!(!j.is_dirty());
         drop(j);
         let (_, back) = Journal::open(dir.path()).expect("reopen");
@@ -311,7 +309,7 @@ mod tests {
         let a = lease(1, [10, 0, 0, 10], 100);
         live.insert(a.clone());
         j.append(&change(Event::Granted, a.clone()));
-        j.commit(&live).expect("commit");
+        commit(&mut j, &live);
         drop(j);
         let mut f = OpenOptions::new()
             .append(true)
@@ -337,16 +335,16 @@ mod tests {
             renewed.expires = 100 + i as u64;
             j.append(&change(Event::Renewed, renewed));
         }
-        j.commit(&live).expect("commit");
+        commit(&mut j, &live);
         assert_eq!(lines(dir.path()), MIN_RECORDS_TO_COMPACT - 1);
         j.append(&change(Event::Renewed, a.clone()));
-        j.commit(&live).expect("commit");
+        commit(&mut j, &live);
         assert_eq!(lines(dir.path()), 1);
         // Appends after a compaction go to the new file.
         let b = lease(2, [10, 0, 0, 11], 100);
         live.insert(b.clone());
         j.append(&change(Event::Granted, b.clone()));
-        j.commit(&live).expect("commit");
+        commit(&mut j, &live);
         drop(j);
         let (_, back) = Journal::open(dir.path()).expect("reopen");
         assert_eq!(back.len(), 2);

@@ -19,17 +19,10 @@ use std::sync::{Arc, Mutex};
 use bus_schema::bus::DHCP_PATH;
 use dhcpd::bus::Dhcp1;
 use dhcpd::core::Core;
-use dhcpd::io::Sockets;
-use dhcpd::journal::Journal;
-use dhcpd::raw::RawSender;
-use dhcpd::serve::{self, lock};
+use dhcpd::serve::{Running, StartError, lock};
 use dhcpd::server::Change;
 use oxwrt_daemon::{Domain, Env, Sections, exit, init_logging};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-/// Datagrams waiting to be decided; more are dropped (clients retry).
-const QUEUE: usize = 8192;
 
 /// The domain the daemon framework drives: the shared core.
 struct Dhcp {
@@ -56,57 +49,16 @@ impl Domain for Dhcp {
     }
 }
 
-/// The running server without its config: the core, its loops, and the
-/// lease changes for the bus.
-struct Running {
-    core: Arc<Mutex<Core>>,
-    changes: Option<mpsc::UnboundedReceiver<Vec<Change>>>,
-    tasks: [JoinHandle<()>; 2],
-}
-
-impl Running {
-    /// Reads the journal in `dir`, opens the packet socket and starts the
-    /// loops; an error is the exit code.
-    fn start(dir: &Path) -> Result<Running, ExitCode> {
-        let (journal, leases) = Journal::open(dir).map_err(|e| {
-            tracing::error!("{e}");
-            ExitCode::from(exit::SOFTWARE)
-        })?;
-        tracing::info!(leases = leases.len(), "lease journal read");
-        let raw = RawSender::open().map_err(|e| {
-            tracing::error!("open the packet socket: {e}");
-            ExitCode::from(exit::NO_PERM)
-        })?;
-        let (queue_tx, queue_rx) = mpsc::channel(QUEUE);
-        let (changes_tx, changes) = mpsc::unbounded_channel();
-        let core = Arc::new(Mutex::new(Core::new(
-            journal,
-            leases,
-            Sockets::new(queue_tx),
-        )));
-        let tasks = [
-            tokio::spawn(serve::decide(
-                core.clone(),
-                raw,
-                queue_rx,
-                changes_tx.clone(),
-            )),
-            tokio::spawn(serve::tick(core.clone(), changes_tx)),
-        ];
-        Ok(Running {
-            core,
-            changes: Some(changes),
-            tasks,
+/// Starts the server's loops on the journal in `dir`; an error is logged
+/// and becomes the exit code.
+fn start(dir: &Path) -> Result<Running, ExitCode> {
+    Running::start(dir).map_err(|e| {
+        tracing::error!("{e}");
+        ExitCode::from(match e {
+            StartError::Journal(_) => exit::SOFTWARE,
+            StartError::PacketSocket(_) => exit::NO_PERM,
         })
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    })
 }
 
 /// Serves a config file alone until SIGTERM or SIGINT.
@@ -118,7 +70,7 @@ async fn standalone(path: &str, dir: &Path) -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
-    let mut running = match Running::start(dir) {
+    let mut running = match start(dir) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -127,23 +79,12 @@ async fn standalone(path: &str, dir: &Path) -> ExitCode {
         return ExitCode::from(exit::CONFIG);
     }
     tracing::info!("serving {path} without a bus");
-    let mut changes = running.changes.take();
-    let drain = async {
-        while let Some(c) = changes.as_mut() {
-            if c.recv().await.is_none() {
-                break;
-            }
-        }
-    };
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
+    // Nobody publishes the lease changes: the decisions do not wait for it.
+    drop(running.changes.take());
+    let Ok(mut termination) = oxwrt_daemon::Termination::install() else {
         return ExitCode::from(exit::SOFTWARE);
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-        () = drain => {}
-    }
+    termination.wait().await;
     ExitCode::SUCCESS
 }
 
@@ -165,7 +106,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     }
-    let mut running = match Running::start(&state) {
+    let mut running = match start(&state) {
         Ok(r) => r,
         Err(code) => return code,
     };

@@ -1,16 +1,80 @@
 //! The daemon's two loops: deciding on received datagrams in batches
 //! (group commit), and the periodic tick that expires leases and opens
-//! the sockets of devices that appeared or were replaced.
+//! the sockets of devices that appeared or were replaced; [`Running`]
+//! starts both on a core.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::core::{Core, now};
-use crate::io::{self, Incoming};
+use crate::io::{self, Incoming, Sockets};
+use crate::journal::{Flush, Journal, JournalError};
 use crate::raw::RawSender;
 use crate::server::Change;
+
+/// Datagrams waiting to be decided; more are dropped (clients retry).
+const QUEUE: usize = 8192;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The lease journal cannot be read or rewritten.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The packet socket cannot be opened (CAP_NET_RAW missing).
+    #[error("open the packet socket: {0}")]
+    PacketSocket(#[source] std::io::Error),
+}
+
+/// The running server, serving no pool until its core is applied a
+/// config: the core, its two loops (stopped on drop), and the lease
+/// changes for whoever publishes them (dropping the receiver is fine).
+#[derive(Debug)]
+pub struct Running {
+    /// The shared state.
+    pub core: Arc<Mutex<Core>>,
+    /// Lease changes, one batch per message.
+    pub changes: Option<mpsc::UnboundedReceiver<Vec<Change>>>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Running {
+    /// Reads the journal in `dir`, opens the packet socket and starts the
+    /// loops (on the current tokio runtime).
+    pub fn start(dir: &Path) -> Result<Running, StartError> {
+        let (journal, leases) = Journal::open(dir)?;
+        tracing::info!(leases = leases.len(), "lease journal read");
+        let raw = RawSender::open().map_err(StartError::PacketSocket)?;
+        let (queue_tx, queue_rx) = mpsc::channel(QUEUE);
+        let (changes_tx, changes) = mpsc::unbounded_channel();
+        let core = Arc::new(Mutex::new(Core::new(
+            journal,
+            leases,
+            Sockets::new(queue_tx),
+        )));
+        let tasks = [
+            tokio::spawn(decide(core.clone(), raw, queue_rx, changes_tx.clone())),
+            tokio::spawn(tick(core.clone(), changes_tx)),
+        ];
+        Ok(Running {
+            core,
+            changes: Some(changes),
+            tasks,
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
 
 /// Most datagrams decided (and committed) together.
 const MAX_BATCH: usize = 512;
@@ -25,11 +89,9 @@ pub fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
 }
 
 /// Decides on every datagram from `queue`: whatever has queued up is one
-/// batch, made durable with one write and one fdatasync before its
-/// replies are sent. The flush runs on a blocking thread without the
-/// core's lock, so datagrams keep being received (into the queue) and
-/// the bus keeps answering meanwhile. Lease changes go to `changes` for
-/// the bus.
+/// batch, made durable with one write and one fdatasync
+/// ([`make_durable`]) before its replies are sent. Lease changes go to
+/// `changes` for the bus.
 pub async fn decide(
     core: Arc<Mutex<Core>>,
     raw: RawSender,
@@ -39,19 +101,11 @@ pub async fn decide(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut decided = lock(&core).decide(std::mem::take(&mut batch), now());
-        if let Some(flush) = decided.flush.take() {
-            let flushed = tokio::task::spawn_blocking(move || flush.run()).await;
-            match flushed {
-                Ok(Ok(())) => lock(&core).flushed(),
-                Ok(Err(e)) => {
-                    tracing::error!("{e}; withholding this batch's ACKs");
-                    decided.not_durable();
-                }
-                Err(e) => {
-                    tracing::error!("lease journal flush: {e}; withholding this batch's ACKs");
-                    decided.not_durable();
-                }
-            }
+        if let Some(flush) = decided.flush.take()
+            && !make_durable(&core, flush).await
+        {
+            tracing::error!("withholding this batch's ACKs");
+            decided.not_durable();
         }
         for out in &decided.replies {
             if let Err(e) = io::send(&raw, out).await {
@@ -64,17 +118,41 @@ pub async fn decide(
     }
 }
 
+/// Runs `flush` on a blocking thread without the core's lock (datagrams
+/// keep being received and the bus keeps answering meanwhile), then lets
+/// the core rewrite its journal when that is due. A failure is logged;
+/// `false` means the flushed changes are not durable.
+async fn make_durable(core: &Mutex<Core>, flush: Flush) -> bool {
+    match tokio::task::spawn_blocking(move || flush.run()).await {
+        Ok(Ok(())) => {
+            lock(core).flushed();
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::error!("{e}");
+            false
+        }
+        Err(e) => {
+            tracing::error!("lease journal flush: {e}");
+            false
+        }
+    }
+}
+
 /// Every [`TICK`]: expires leases and serves devices that came back.
 pub async fn tick(core: Arc<Mutex<Core>>, changes: mpsc::UnboundedSender<Vec<Change>>) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let expired = {
+        let (expired, flush) = {
             let mut core = lock(&core);
             core.serve_devices();
             core.expire(now())
         };
+        if let Some(flush) = flush {
+            make_durable(&core, flush).await;
+        }
         if !expired.is_empty() {
             let _ = changes.send(expired);
         }

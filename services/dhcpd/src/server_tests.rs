@@ -1,6 +1,9 @@
 use dhcproto::Decodable;
 use dhcproto::v4::Flags;
 
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
 use super::*;
 use crate::packet::tests::{MAC, bytes, client};
 use crate::pool::tests::pool;
@@ -362,29 +365,31 @@ fn inform_gets_options_without_a_lease() {
 }
 
 #[test]
+fn a_lease_that_runs_out_is_reported_expired_once() {
+    let mut s = server();
+    let ip = lease_for(&mut s, &MAC, 0);
+    // The pool's lease time is 3600 s.
+    assert!(s.expire(3599).is_empty());
+    let gone = s.expire(3600);
+    assert!(
+        matches!(&gone[..], [Change { event: Event::Expired, lease }] if lease.ip == ip),
+        "{gone:?}"
+    );
+    assert!(s.leases().is_empty());
+    assert!(s.expire(3601).is_empty());
+}
+
+#[test]
 fn request_without_an_address_is_dropped() {
     let mut s = server();
     let m = client(MessageType::Request, &MAC);
     assert_eq!(s.handle("lan", &bytes(&m), 0), Err(ServerError::Address));
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn byte(&mut self) -> u8 {
-        (self.next() & 0xff) as u8
-    }
+/// A number below `n` (0 when `n` is 0) from the seeded generator, so
+/// every run mutates the same way.
+fn below(rng: &mut StdRng, n: usize) -> usize {
+    rng.random_range(0..n.max(1))
 }
 
 #[test]
@@ -407,41 +412,43 @@ fn never_panics_on_mutated_input() {
         m.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER));
         seeds.push(bytes(&m));
     }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
     let mut s = server();
     let (mut answered, mut dropped) = (0, 0);
     for round in 0..20_000u64 {
-        let mut b = seeds[rng.below(seeds.len())].clone();
-        for _ in 0..1 + rng.below(4) {
+        let mut b = seeds[below(&mut rng, seeds.len())].clone();
+        for _ in 0..1 + below(&mut rng, 4) {
             if b.is_empty() {
-                b.push(rng.byte());
+                b.push(rng.random::<u8>());
             }
-            let i = rng.below(b.len());
-            match rng.below(7) {
-                0 => b[i] = rng.byte(),
+            let i = below(&mut rng, b.len());
+            match below(&mut rng, 7) {
+                0 => b[i] = rng.random::<u8>(),
                 1 => b.truncate(i),
-                2 => b.insert(i, rng.byte()),
+                2 => b.insert(i, rng.random::<u8>()),
                 3 => {
                     b.remove(i);
                 }
                 // A huge or zero length in the options area.
                 4 => {
                     if b.len() > 241 {
-                        let j = 240 + rng.below(b.len() - 240);
-                        b[j] = if rng.below(2) == 0 { 255 } else { 0 };
+                        let j = 240 + below(&mut rng, b.len() - 240);
+                        b[j] = if below(&mut rng, 2) == 0 { 255 } else { 0 };
                     }
                 }
                 // Lengths of the fixed fields.
                 5 => {
                     if b.len() > 3 {
-                        b[1 + rng.below(3)] = rng.byte();
+                        b[1 + below(&mut rng, 3)] = rng.random::<u8>();
                     }
                 }
                 // Append a random option.
                 _ => {
-                    let len = rng.byte();
-                    b.extend([rng.byte(), len]);
-                    b.extend((0..rng.below(usize::from(len) + 2)).map(|_| rng.byte()));
+                    let len = rng.random::<u8>();
+                    b.extend([rng.random::<u8>(), len]);
+                    b.extend(
+                        (0..below(&mut rng, usize::from(len) + 2)).map(|_| rng.random::<u8>()),
+                    );
                 }
             }
         }

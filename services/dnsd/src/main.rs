@@ -64,14 +64,10 @@ async fn standalone(path: &str) -> ExitCode {
         return ExitCode::from(exit::CONFIG);
     }
     tracing::info!("serving {path} without a bus");
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
+    let Ok(mut termination) = oxwrt_daemon::Termination::install() else {
         return ExitCode::from(exit::SOFTWARE);
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    termination.wait().await;
     ExitCode::SUCCESS
 }
 

@@ -11,14 +11,11 @@ use std::time::{Duration, Instant};
 use bus_schema::bus::DhcpLease;
 use bus_schema::config::Sections;
 use dhcpd::core::Core;
-use dhcpd::io::Sockets;
-use dhcpd::journal::Journal;
-use dhcpd::raw::RawSender;
-use dhcpd::serve::{self, lock};
+use dhcpd::serve::{Running, lock};
 use oxwrt_lab::dhcp_client::DhcpClient;
 pub use oxwrt_lab::dhcp_client::WAIT;
 pub use oxwrt_lab::scratch::Netns;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// The LAN's config: pool .100-.150, options, one static lease.
 pub const CONFIG: &str = r#"
@@ -74,40 +71,14 @@ impl Dhcpd {
         oxwrt_daemon::init_logging();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let ns = ns.name().to_string();
         let dir = dir.to_path_buf();
         let sections = sections(config);
-        let thread = std::thread::spawn(move || {
-            oxwrt_lab::scratch::enter(&ns).expect("enter the router namespace");
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let (journal, leases) = Journal::open(&dir).expect("journal");
-                let raw = RawSender::open().expect("packet socket");
-                let (queue_tx, queue_rx) = mpsc::channel(1024);
-                let (changes_tx, mut changes_rx) = mpsc::unbounded_channel();
-                let core = Arc::new(Mutex::new(Core::new(
-                    journal,
-                    leases,
-                    Sockets::new(queue_tx),
-                )));
-                lock(&core).apply(&sections).expect("apply");
-                let decide = tokio::spawn(serve::decide(
-                    core.clone(),
-                    raw,
-                    queue_rx,
-                    changes_tx.clone(),
-                ));
-                let tick = tokio::spawn(serve::tick(core.clone(), changes_tx));
-                let drain = tokio::spawn(async move { while changes_rx.recv().await.is_some() {} });
-                ready_tx.send(core).expect("report ready");
-                let _ = stop_rx.await;
-                decide.abort();
-                tick.abort();
-                drain.abort();
-            });
+        let thread = ns.spawn(move || async move {
+            let mut running = Running::start(&dir).expect("start dhcpd");
+            drop(running.changes.take());
+            lock(&running.core).apply(&sections).expect("apply");
+            ready_tx.send(running.core.clone()).expect("report ready");
+            let _ = stop_rx.await;
         });
         let core = ready_rx.recv_timeout(WAIT).expect("dhcpd started");
         Dhcpd {

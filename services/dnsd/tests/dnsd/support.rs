@@ -180,23 +180,15 @@ impl Dnsd {
         let core = Arc::new(tokio::sync::Mutex::new(Core::new(shared.clone(), DNS_PORT)));
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready, is_ready) = std::sync::mpsc::channel();
-        let ns = router.name().to_string();
         let run_core = core.clone();
-        let thread = std::thread::spawn(move || {
-            oxwrt_lab::scratch::enter(&ns).expect("enter the router namespace");
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let applied = run_core
-                    .lock()
-                    .await
-                    .apply(&sections)
-                    .map_err(|e| e.to_string());
-                let _ = ready.send(applied);
-                let _ = stopped.await;
-            });
+        let thread = router.spawn(move || async move {
+            let applied = run_core
+                .lock()
+                .await
+                .apply(&sections)
+                .map_err(|e| e.to_string());
+            let _ = ready.send(applied);
+            let _ = stopped.await;
         });
         is_ready
             .recv_timeout(Duration::from_secs(10))
