@@ -112,8 +112,8 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(paths: &Paths) {
-    use tracing_subscriber::{EnvFilter, prelude::*};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use tracing_subscriber::prelude::*;
+    let filter = oxwrt_daemon::log_filter();
     let journald = paths
         .journal_socket()
         .and_then(|_| tracing_journald::layer().ok());

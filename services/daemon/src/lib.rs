@@ -95,16 +95,29 @@ pub fn load_sections(path: &str) -> Result<Sections, String> {
     Ok(bus_schema::config::sections(&loaded.config, false))
 }
 
+/// The log filter: `RUST_LOG` (`LEVEL` and `TARGET=LEVEL`, separated by
+/// commas), else `info`. A `Targets` filter rather than `EnvFilter`,
+/// whose span and field matching (and the regex engine behind it) no
+/// daemon uses, and which costs every daemon's binary and memory.
+pub fn log_filter() -> tracing_subscriber::filter::Targets {
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+        })
+}
+
 /// Sets up tracing to stderr (oxinit forwards it to the journal or its
-/// ring buffer). `RUST_LOG` overrides the default `info`.
+/// ring buffer), filtered by [`log_filter`].
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::prelude::*;
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .without_time()
+        .finish()
+        .with(log_filter())
         .try_init();
 }
 

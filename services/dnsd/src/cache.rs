@@ -1,27 +1,34 @@
 //! The answer cache: answers from upstreams by question, for as long as
 //! their smallest TTL (negative answers: the SOA's, RFC 2308), served with
 //! their TTLs counted down. Capacity is counted in records (a negative
-//! answer counts one); when full, the oldest entry not used since the
-//! clock hand last passed is evicted (second chance, close to LRU at a
-//! fraction of the bookkeeping). Ages are whole seconds, so a TTL may be
-//! counted down up to a second early, never late.
+//! answer counts one); when full, the clock hand sweeps the entries and
+//! evicts the first not used since it last passed (second chance, close
+//! to LRU at a fraction of the bookkeeping). Ages are whole seconds, so a
+//! TTL may be counted down up to a second early, never late.
+//!
+//! Memory is what bounds a router's cache, so an entry is small: its
+//! answer's bytes in the [`Store`] (read in place; their question
+//! section is the entry's key, so the key is not stored twice), a
+//! 20-byte slot in a slab (where the bytes are, times, a flag), and the
+//! slot's number in a hash table of four-byte buckets. Freed slots are
+//! reused; the slab never holds more slots than the capacity. Hashes are SipHash with a random key per process: questions
+//! come from clients, who must not be able to aim at one bucket.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::time::Instant;
 
-use crate::wire::Answer;
+use hashbrown::HashTable;
 
-/// One cached answer. Times are whole seconds since the cache's epoch,
-/// which keeps an entry small (the map holds thousands).
+use crate::store::{Handle, Store};
+use crate::wire::{self, Answer};
+
+/// One cached answer. Times are whole seconds since the cache's epoch.
 #[derive(Debug)]
 struct Entry {
-    answer: Answer,
+    answer: Handle,
     stored: u32,
     expires: u32,
     used: bool,
-    cost: u32,
-    seq: u32,
 }
 
 /// Cache statistics.
@@ -39,14 +46,19 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
-/// The cache. Keys are shared between the map and the clock.
+/// The cache.
 pub struct Cache {
     epoch: Instant,
-    map: HashMap<Arc<[u8]>, Entry>,
-    /// Keys in insertion order with their entry's sequence number; a pair
-    /// whose entry was replaced or removed is stale and skipped.
-    clock: VecDeque<(Arc<[u8]>, u32)>,
-    next_seq: u32,
+    hasher: RandomState,
+    /// The slot of every entry, by its question.
+    index: HashTable<u32>,
+    /// Entries; a `None` slot is free and listed in `free`.
+    slots: Vec<Option<Entry>>,
+    /// The entries' answers.
+    answers: Store,
+    free: Vec<u32>,
+    /// The clock hand: the next slot the eviction sweep looks at.
+    hand: usize,
     records: usize,
     capacity: usize,
     hits: u64,
@@ -56,10 +68,44 @@ pub struct Cache {
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
-            .field("entries", &self.map.len())
+            .field("entries", &self.index.len())
             .field("records", &self.records)
             .field("capacity", &self.capacity)
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether two questions (wire name, type, class) are the same; names
+/// compare in any case.
+fn same_question(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    n == b.len()
+        && n >= 4
+        && a[..n - 4].eq_ignore_ascii_case(&b[..n - 4])
+        && a[n - 4..] == b[n - 4..]
+}
+
+/// A question's hash; equal for questions [`same_question`] calls the
+/// same.
+fn hash_question(hasher: &RandomState, q: &[u8]) -> u64 {
+    let mut h = hasher.build_hasher();
+    let name = q.len().saturating_sub(4);
+    let mut buf = [0u8; 64];
+    for chunk in q[..name].chunks(buf.len()) {
+        let lower = &mut buf[..chunk.len()];
+        lower.copy_from_slice(chunk);
+        lower.make_ascii_lowercase();
+        h.write(lower);
+    }
+    h.write(&q[name..]);
+    h.finish()
+}
+
+/// The question of the entry in `slot` (empty for a free slot).
+fn question_of<'a>(slots: &[Option<Entry>], answers: &'a Store, slot: u32) -> &'a [u8] {
+    match slots.get(slot as usize) {
+        Some(Some(e)) => wire::question_section(answers.get(e.answer)),
+        _ => &[],
     }
 }
 
@@ -68,9 +114,12 @@ impl Cache {
     pub fn new(capacity: usize) -> Self {
         Self {
             epoch: Instant::now(),
-            map: HashMap::new(),
-            clock: VecDeque::new(),
-            next_seq: 0,
+            hasher: RandomState::new(),
+            index: HashTable::new(),
+            slots: Vec::new(),
+            answers: Store::default(),
+            free: Vec::new(),
+            hand: 0,
             records: 0,
             capacity,
             hits: 0,
@@ -90,92 +139,139 @@ impl Cache {
         while self.records > self.capacity && self.evict_one() {}
     }
 
+    /// The slot holding the answer to `key`.
+    fn find(&self, key: &[u8]) -> Option<u32> {
+        let hash = hash_question(&self.hasher, key);
+        self.index
+            .find(hash, |&s| {
+                same_question(question_of(&self.slots, &self.answers, s), key)
+            })
+            .copied()
+    }
+
     /// The answer for `key` and the whole seconds it has been stored, if
     /// it has not expired; counts a hit or a miss.
-    pub fn get(&mut self, key: &[u8], now: Instant) -> Option<(Answer, u32)> {
+    pub fn get(&mut self, key: &[u8], now: Instant) -> Option<(Answer<&[u8]>, u32)> {
         let now = self.secs(now);
-        let hit = match self.map.get_mut(key) {
-            Some(e) if now < e.expires => {
-                e.used = true;
-                Some((e.answer.clone(), now - e.stored))
+        let found = self.find(key).map(|slot| {
+            let live = matches!(&self.slots[slot as usize], Some(e) if now < e.expires);
+            if !live {
+                self.remove(slot);
             }
-            Some(_) => {
-                self.remove(key);
+            (slot, live)
+        });
+        match found {
+            Some((slot, true)) => {
+                self.hits += 1;
+                let e = self.slots[slot as usize].as_mut()?;
+                e.used = true;
+                let age = now - e.stored;
+                Some((Answer::stored(self.answers.get(e.answer)), age))
+            }
+            _ => {
+                self.misses += 1;
                 None
             }
-            None => None,
-        };
-        if hit.is_some() {
-            self.hits += 1;
-        } else {
-            self.misses += 1;
         }
-        hit
     }
 
-    /// Stores `answer` for `ttl` seconds (0: not at all).
-    pub fn insert(&mut self, key: &[u8], answer: Answer, ttl: u32, now: Instant) {
+    /// Stores a copy of `answer` to the question `key` for `ttl` seconds
+    /// (0: not at all). An answer to another question is not stored.
+    pub fn insert(&mut self, key: &[u8], answer: &Answer, ttl: u32, now: Instant) {
         let cost = answer.records().max(1);
-        if ttl == 0 || cost > self.capacity {
+        if ttl == 0 || cost > self.capacity || !same_question(answer.question(), key) {
             return;
         }
-        self.remove(key);
-        while self.records + cost > self.capacity && self.evict_one() {}
-        let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
-        let key: Arc<[u8]> = Arc::from(key);
-        self.clock.push_back((key.clone(), seq));
-        self.records += cost;
-        let stored = self.secs(now);
-        self.map.insert(
-            key,
-            Entry {
-                answer,
-                stored,
-                expires: stored.saturating_add(ttl),
-                used: false,
-                cost: u32::try_from(cost).unwrap_or(u32::MAX),
-                seq,
-            },
-        );
-        // Stale pairs (replaced or expired entries) are dropped once they
-        // outnumber the live ones.
-        if self.clock.len() > 2 * self.map.len() + 64 {
-            let map = &self.map;
-            self.clock
-                .retain(|(k, s)| map.get(k).is_some_and(|e| e.seq == *s));
+        if let Some(slot) = self.find(key) {
+            self.remove(slot);
         }
+        while self.records + cost > self.capacity && self.evict_one() {}
+        let Some(handle) = self.answers.put(answer.bytes()) else {
+            return;
+        };
+        let stored = self.secs(now);
+        let entry = Entry {
+            answer: handle,
+            stored,
+            expires: stored.saturating_add(ttl),
+            used: false,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(entry);
+                slot
+            }
+            None => {
+                // Grow by doubling, but never past the capacity: an entry
+                // costs at least one record.
+                if self.slots.len() == self.slots.capacity() {
+                    let room = self.capacity.saturating_sub(self.slots.len());
+                    self.slots
+                        .reserve_exact(self.slots.len().max(16).min(room.max(1)));
+                }
+                self.slots.push(Some(entry));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.records += cost;
+        let Self {
+            index,
+            slots,
+            answers,
+            hasher,
+            ..
+        } = self;
+        index.insert_unique(hash_question(hasher, key), slot, |&s| {
+            hash_question(hasher, question_of(slots, answers, s))
+        });
     }
 
-    fn remove(&mut self, key: &[u8]) {
-        if let Some(e) = self.map.remove(key) {
-            self.records -= e.cost as usize;
+    /// Empties `slot`.
+    fn remove(&mut self, slot: u32) {
+        let Some(Some(e)) = self.slots.get_mut(slot as usize).map(Option::take) else {
+            return;
+        };
+        let answer = Answer::stored(self.answers.get(e.answer));
+        let hash = hash_question(&self.hasher, answer.question());
+        self.records -= answer.records().max(1);
+        if let Ok(found) = self.index.find_entry(hash, |&s| s == slot) {
+            found.remove();
         }
+        self.answers.free(e.answer);
+        self.free.push(slot);
     }
 
     /// Evicts one entry (second chance); false when there is none.
     fn evict_one(&mut self) -> bool {
-        while let Some((key, seq)) = self.clock.pop_front() {
-            match self.map.get_mut(&key) {
-                Some(e) if e.seq == seq && e.used => {
-                    e.used = false;
-                    self.clock.push_back((key, seq));
-                }
-                Some(e) if e.seq == seq => {
-                    self.remove(&key);
+        if self.index.is_empty() {
+            return false;
+        }
+        // Two sweeps at most: the first clears every used flag.
+        loop {
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            let slot = self.hand;
+            self.hand += 1;
+            match &mut self.slots[slot] {
+                Some(e) if e.used => e.used = false,
+                Some(_) => {
+                    self.remove(u32::try_from(slot).unwrap_or(u32::MAX));
                     return true;
                 }
-                _ => {}
+                None => {}
             }
         }
-        false
     }
 
     /// Empties the cache; returns how many entries it held.
     pub fn flush(&mut self) -> u64 {
-        let n = self.map.len() as u64;
-        self.map = HashMap::new();
-        self.clock = VecDeque::new();
+        let n = self.index.len() as u64;
+        self.index = HashTable::new();
+        self.slots = Vec::new();
+        self.answers.clear();
+        self.free = Vec::new();
+        self.hand = 0;
         self.records = 0;
         n
     }
@@ -183,7 +279,7 @@ impl Cache {
     /// Its statistics.
     pub fn stats(&self) -> CacheStats {
         CacheStats {
-            entries: self.map.len() as u64,
+            entries: self.index.len() as u64,
             records: self.records as u64,
             capacity: self.capacity as u64,
             hits: self.hits,
@@ -194,16 +290,22 @@ impl Cache {
 
 #[cfg(test)]
 mod tests {
-    use hickory_proto::op::{Message, MessageType, OpCode};
-    use hickory_proto::rr::{Name, RData, Record, rdata::A};
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::A};
 
     use std::time::Duration;
 
     use super::*;
 
-    fn answer(records: usize) -> Answer {
+    fn name(n: u8) -> String {
+        format!("{}.example.", char::from(b'a' + n))
+    }
+
+    /// An answer to the question `key(n)` with `records` A records.
+    fn answer_named(owner: &str, records: usize) -> Answer {
         let mut m = Message::new(0, MessageType::Response, OpCode::Query);
-        let owner = Name::from_ascii("x.example.").expect("name");
+        let owner = Name::from_ascii(owner).expect("name");
+        m.add_query(Query::query(owner.clone(), RecordType::A));
         for i in 0..records {
             let rdata = RData::A(A::new(10, 0, 0, i as u8));
             m.add_answer(Record::from_rdata(owner.clone(), 60, rdata));
@@ -211,15 +313,21 @@ mod tests {
         Answer::from_message(&m).expect("answer")
     }
 
+    fn answer(n: u8, records: usize) -> Answer {
+        answer_named(&name(n), records)
+    }
+
     fn key(n: u8) -> Vec<u8> {
-        vec![1, b'a' + n, 0, 0, 1, 0, 1]
+        let mut k = vec![1, b'a' + n, 7];
+        k.extend_from_slice(b"example\0\0\x01\0\x01");
+        k
     }
 
     #[test]
     fn expires_after_its_ttl_and_reports_its_age() {
         let mut c = Cache::new(10);
         let t0 = Instant::now();
-        c.insert(&key(0), answer(1), 30, t0);
+        c.insert(&key(0), &answer(0, 1), 30, t0);
         let (_, age) = c.get(&key(0), t0 + Duration::from_secs(12)).expect("hit");
         assert_eq!(age, 12);
         assert!(c.get(&key(0), t0 + Duration::from_secs(30)).is_none());
@@ -231,43 +339,82 @@ mod tests {
     fn capacity_counts_records_and_used_entries_get_a_second_chance() {
         let t0 = Instant::now();
         let mut c = Cache::new(4);
-        c.insert(&key(0), answer(2), 60, t0);
-        c.insert(&key(1), answer(1), 60, t0);
-        c.insert(&key(2), answer(1), 60, t0);
+        c.insert(&key(0), &answer(0, 2), 60, t0);
+        c.insert(&key(1), &answer(1, 1), 60, t0);
+        c.insert(&key(2), &answer(2, 1), 60, t0);
         assert!(c.get(&key(0), t0).is_some());
         // Needs room for 2: key 0 was used, so keys 1 and 2 go.
-        c.insert(&key(3), answer(2), 60, t0);
+        c.insert(&key(3), &answer(3, 2), 60, t0);
         assert!(c.get(&key(0), t0).is_some());
         assert!(c.get(&key(1), t0).is_none());
         assert!(c.get(&key(2), t0).is_none());
         assert!(c.get(&key(3), t0).is_some());
         assert_eq!(c.stats().records, 4);
         // Larger than the whole cache: not stored.
-        c.insert(&key(4), answer(5), 60, t0);
+        c.insert(&key(4), &answer(4, 5), 60, t0);
         assert!(c.get(&key(4), t0).is_none());
         assert_eq!(c.flush(), 2);
         assert_eq!(c.stats().records, 0);
+        // Usable after a flush.
+        c.insert(&key(5), &answer(5, 1), 60, t0);
+        assert!(c.get(&key(5), t0).is_some());
     }
 
     #[test]
     fn zero_capacity_or_ttl_caches_nothing() {
         let t0 = Instant::now();
         let mut c = Cache::new(0);
-        c.insert(&key(0), answer(1), 60, t0);
+        c.insert(&key(0), &answer(0, 1), 60, t0);
         assert!(c.get(&key(0), t0).is_none());
         let mut c = Cache::new(10);
-        c.insert(&key(0), answer(1), 0, t0);
+        c.insert(&key(0), &answer(0, 1), 0, t0);
         assert!(c.get(&key(0), t0).is_none());
     }
 
     #[test]
-    fn reinserting_does_not_grow_the_clock_without_bound() {
+    fn the_key_is_the_answers_question_in_any_case_and_another_is_refused() {
+        let t0 = Instant::now();
+        let mut c = Cache::new(10);
+        c.insert(&key(0), &answer_named("A.Example.", 1), 60, t0);
+        assert!(c.get(&key(0), t0).is_some());
+        c.insert(&key(1), &answer(2, 1), 60, t0);
+        assert!(c.get(&key(1), t0).is_none());
+        assert!(c.get(&key(2), t0).is_none());
+        // Same name, another type: another question.
+        let mut aaaa = key(0);
+        let at = aaaa.len() - 3;
+        aaaa[at] = 28;
+        assert!(c.get(&aaaa, t0).is_none());
+        assert_eq!(c.stats().entries, 1);
+    }
+
+    #[test]
+    fn slots_are_reused_and_never_outnumber_the_capacity() {
         let t0 = Instant::now();
         let mut c = Cache::new(100);
         for i in 0..10_000u64 {
-            c.insert(&key(0), answer(1), 1, t0 + Duration::from_secs(i));
+            c.insert(&key(0), &answer(0, 1), 1, t0 + Duration::from_secs(i));
         }
-        assert!(c.clock.len() <= 2 * c.map.len() + 65);
+        assert_eq!(c.slots.len(), 1);
         assert_eq!(c.stats().records, 1);
+        // Many names through a small cache: evictions free slots for the
+        // next ones, and every entry left can be found.
+        let mut c = Cache::new(50);
+        let names: Vec<String> = (0..1000).map(|i| format!("n{i}.example.")).collect();
+        for n in &names {
+            let a = answer_named(n, 1);
+            let k = a.question().to_vec();
+            c.insert(&k, &a, 60, t0);
+        }
+        assert!(c.slots.len() <= 50, "{} slots", c.slots.len());
+        assert_eq!(c.stats().entries, 50);
+        let found = names
+            .iter()
+            .filter(|n| {
+                let k = answer_named(n, 1).question().to_vec();
+                c.get(&k, t0).is_some()
+            })
+            .count();
+        assert_eq!(found, 50);
     }
 }

@@ -351,7 +351,7 @@ impl Resolver {
                 .unwrap_or(0)
         };
         let answer = Answer::from_message(&msg)?;
-        self.cache.insert(key, answer.clone(), ttl, now);
+        self.cache.insert(key, &answer, ttl, now);
         Ok(answer)
     }
 }

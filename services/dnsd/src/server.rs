@@ -198,7 +198,10 @@ impl Listeners {
 async fn deliver(reply: ReplyTo, bytes: Vec<u8>) {
     match reply {
         ReplyTo::Udp(sock, to) => {
-            if let Err(e) = sock.send_to(&bytes, to).await {
+            // `poll_send_to` rather than `send_to`, whose future carries
+            // address resolution: hundreds of these are alive at once.
+            let sent = std::future::poll_fn(|cx| sock.poll_send_to(cx, &bytes, to)).await;
+            if let Err(e) = sent {
                 tracing::debug!(%to, "send: {e}");
             }
         }

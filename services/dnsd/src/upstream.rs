@@ -179,11 +179,13 @@ impl Upstreams {
     }
 }
 
-/// A UDP socket connected to an upstream, with its receive buffer.
+/// A UDP socket connected to an upstream. It has no buffer of its own:
+/// a datagram is read into the stack once the socket is readable, and
+/// only the answer is kept, so hundreds of queries in flight cost no
+/// buffer each.
 #[derive(Debug)]
 struct Pooled {
     sock: UdpSocket,
-    buf: Vec<u8>,
     uses: u32,
 }
 
@@ -196,9 +198,10 @@ pub struct SocketPool {
 impl SocketPool {
     fn take(&self, to: SocketAddr) -> Option<Pooled> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut p = idle.get_mut(&to)?.pop()?;
+        let p = idle.get_mut(&to)?.pop()?;
         // Anything that arrived since its last answer is stale.
-        while p.sock.try_recv(&mut p.buf).is_ok() {}
+        let mut stale = [0u8; 64];
+        while p.sock.try_recv(&mut stale).is_ok() {}
         Some(p)
     }
 
@@ -221,27 +224,26 @@ impl SocketPool {
 }
 
 /// A UDP socket on a random port (1024-65535) of the unspecified address
-/// of `to`'s family, connected to `to`.
-async fn random_port_socket(to: SocketAddr) -> std::io::Result<UdpSocket> {
+/// of `to`'s family, connected to `to`. Made with std's calls, which
+/// cannot block for a UDP socket: tokio's `bind` and `connect` take any
+/// `ToSocketAddrs`, and their futures would make every query in flight
+/// larger.
+fn random_port_socket(to: SocketAddr) -> std::io::Result<UdpSocket> {
     let any: IpAddr = match to {
         SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
     };
-    let mut sock = None;
-    for _ in 0..8 {
-        let port = rand::random_range(1024..=u16::MAX);
-        if let Ok(s) = UdpSocket::bind(SocketAddr::new(any, port)).await {
-            sock = Some(s);
-            break;
-        }
-    }
+    let bound = (0..8)
+        .map(|_| rand::random_range(1024..=u16::MAX))
+        .find_map(|port| std::net::UdpSocket::bind(SocketAddr::new(any, port)).ok());
     // Eight taken ports in a row: let the kernel pick (also random).
-    let sock = match sock {
+    let sock = match bound {
         Some(s) => s,
-        None => UdpSocket::bind(SocketAddr::new(any, 0)).await?,
+        None => std::net::UdpSocket::bind(SocketAddr::new(any, 0))?,
     };
-    sock.connect(to).await?;
-    Ok(sock)
+    sock.connect(to)?;
+    sock.set_nonblocking(true)?;
+    UdpSocket::from_std(sock)
 }
 
 /// One query over UDP; the answer's bytes (a datagram cut by the kernel
@@ -255,8 +257,7 @@ pub async fn exchange_udp(
     let mut p = match pool.take(to) {
         Some(p) => p,
         None => Pooled {
-            sock: random_port_socket(to).await.map_err(io)?,
-            buf: vec![0u8; UDP_BUFFER],
+            sock: random_port_socket(to).map_err(io)?,
             uses: 0,
         },
     };
@@ -268,14 +269,20 @@ pub async fn exchange_udp(
         .map_err(io)?;
     let deadline = tokio::time::Instant::now() + UDP_TIMEOUT;
     loop {
-        let n = match tokio::time::timeout_at(deadline, p.sock.recv(&mut p.buf)).await {
+        match tokio::time::timeout_at(deadline, p.sock.readable()).await {
             // The socket is dropped: a late answer finds it closed.
             Err(_) => return Err(UpstreamError::Timeout(to)),
-            // ICMP port unreachable: nothing listens there.
             Ok(Err(e)) => return Err(io(e)),
-            Ok(Ok(n)) => n,
+            Ok(Ok(())) => {}
+        }
+        let mut buf = [0u8; UDP_BUFFER];
+        let n = match p.sock.try_recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            // ICMP port unreachable: nothing listens there.
+            Err(e) => return Err(io(e)),
         };
-        let resp = &p.buf[..n];
+        let resp = &buf[..n];
         if wire::matches(resp, id, key) {
             let mut answer = resp.to_vec();
             if n == UDP_BUFFER {
@@ -325,13 +332,15 @@ pub async fn resolve(
     let mut last = Err(UpstreamError::NoUpstream);
     for u in upstreams {
         let started = Instant::now();
+        // The rare TCP exchange is boxed: every query in flight holds
+        // this future, and it should not carry TCP's state too.
         let mut result = if u.tcp {
-            exchange_tcp(u.address, key).await
+            Box::pin(exchange_tcp(u.address, key)).await
         } else {
             exchange_udp(pool, u.address, key).await
         };
         if result.as_ref().is_ok_and(|r| wire::truncated(r)) {
-            result = exchange_tcp(u.address, key).await;
+            result = Box::pin(exchange_tcp(u.address, key)).await;
         }
         match &result {
             Ok(resp) => {

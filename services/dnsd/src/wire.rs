@@ -5,8 +5,6 @@
 //! EDNS(0) when the client used it, and truncation (TC, records dropped)
 //! when the reply does not fit the client's limit.
 
-use std::sync::Arc;
-
 use hickory_proto::op::Message;
 
 use crate::query::{HEADER_LEN, OUR_UDP_SIZE, Query};
@@ -41,11 +39,12 @@ pub mod rcode {
 }
 
 /// A response without id and OPT record, ready to be rendered for any
-/// client that asked the same question. One shared allocation: the cache
-/// and every waiting client hold the same bytes.
+/// client that asked the same question. `B` holds the bytes: an answer
+/// just made owns them; the cache lends its own copy
+/// ([`Answer::stored`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    bytes: Arc<[u8]>,
+pub struct Answer<B = Vec<u8>> {
+    bytes: B,
 }
 
 impl Answer {
@@ -57,31 +56,57 @@ impl Answer {
         msg.signature = None;
         let bytes = msg.to_vec().map_err(|e| WireError::Encode(e.to_string()))?;
         walk_ttls(&bytes, |_| {})?;
-        Ok(Self {
-            bytes: Arc::from(bytes),
-        })
+        Ok(Self { bytes })
+    }
+}
+
+impl<'a> Answer<&'a [u8]> {
+    /// The answer whose [`Answer::bytes`] these are: only for bytes copied
+    /// from an answer (which walked when it was made).
+    pub fn stored(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+}
+
+impl<B: AsRef<[u8]>> Answer<B> {
+    /// Its encoded bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
     }
 
     /// Its response code (the header's four bits).
     pub fn rcode(&self) -> u16 {
-        u16::from(self.bytes.get(3).copied().unwrap_or(0) & 0x0F)
+        u16::from(self.bytes().get(3).copied().unwrap_or(0) & 0x0F)
     }
 
     /// Number of records it holds.
     pub fn records(&self) -> usize {
-        let count = |at| usize::from(u16_at(&self.bytes, at).unwrap_or(0));
+        let count = |at| usize::from(u16_at(self.bytes(), at).unwrap_or(0));
         count(6) + count(8) + count(10)
+    }
+
+    /// Its question section as a cache key: see [`question_section`].
+    pub fn question(&self) -> &[u8] {
+        question_section(self.bytes())
     }
 
     /// Its encoded size.
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.bytes().len()
     }
 
     /// Whether it is empty (never, for an encoded message).
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.bytes().is_empty()
     }
+}
+
+/// The question section of a message as a cache key: the wire name,
+/// type and class (empty when it has no question).
+pub fn question_section(msg: &[u8]) -> &[u8] {
+    crate::query::question(msg)
+        .and_then(|(.., end)| msg.get(HEADER_LEN..end))
+        .unwrap_or(&[])
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -168,21 +193,26 @@ pub fn error_reply(q: &Query, rcode: u16) -> Vec<u8> {
 /// The reply to `q` from `answer`, which was stored `elapsed` seconds
 /// ago, for a transport that carries at most `limit` bytes. An answer
 /// to another question (a different name length) gives SERVFAIL.
-pub fn render(answer: &Answer, q: &Query, elapsed: u32, limit: usize) -> Vec<u8> {
+pub fn render<B: AsRef<[u8]>>(
+    answer: &Answer<B>,
+    q: &Query,
+    elapsed: u32,
+    limit: usize,
+) -> Vec<u8> {
     let qend = HEADER_LEN + q.qname.len();
-    let same = answer
-        .bytes
+    let bytes = answer.bytes();
+    let same = bytes
         .get(HEADER_LEN..qend)
         .is_some_and(|n| n.eq_ignore_ascii_case(&q.qname));
     if !same {
         return error_reply(q, rcode::SERVFAIL);
     }
-    let mut out = Vec::with_capacity(answer.bytes.len() + 11);
-    out.extend_from_slice(&answer.bytes);
+    let mut out = Vec::with_capacity(bytes.len() + 11);
+    out.extend_from_slice(bytes);
     out[HEADER_LEN..qend].copy_from_slice(&q.qname);
     if elapsed > 0 {
         // The bytes walked when the answer was made: this cannot fail.
-        let _ = walk_ttls(&answer.bytes, |at| {
+        let _ = walk_ttls(bytes, |at| {
             if let Some(field) = out.get_mut(at..at + 4) {
                 let ttl = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
                 field.copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
@@ -194,7 +224,7 @@ pub fn render(answer: &Answer, q: &Query, elapsed: u32, limit: usize) -> Vec<u8>
     let opt_len = if q.edns.is_some() { 11 } else { 0 };
     if out.len() + opt_len > limit {
         out = bare(q);
-        out[2] = answer.bytes[2] & 0x04;
+        out[2] = bytes[2] & 0x04;
         set_flags(&mut out, q, rcode, true);
     }
     if let Some(e) = q.edns {
