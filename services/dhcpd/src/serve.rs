@@ -78,6 +78,9 @@ impl Drop for Running {
 
 /// Most datagrams decided (and committed) together.
 const MAX_BATCH: usize = 512;
+/// Under load, the least time between two flushes (see [`decide`]): at
+/// most this much is added to an ACK's latency.
+pub const COMMIT_DELAY: Duration = Duration::from_millis(2);
 /// How often leases are expired and missing devices tried again.
 pub const TICK: Duration = Duration::from_secs(2);
 
@@ -92,6 +95,12 @@ pub fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
 /// batch, made durable with one write and one fdatasync
 /// ([`make_durable`]) before its replies are sent. Lease changes go to
 /// `changes` for the bus.
+///
+/// Group commit under load: a batch that comes within [`COMMIT_DELAY`]
+/// of the last flush waits for the rest of that delay and takes in what
+/// arrives meanwhile, so a busy server syncs at most once per delay
+/// however fast the disk, and answers in small regular bursts. An idle
+/// server answers at once.
 pub async fn decide(
     core: Arc<Mutex<Core>>,
     raw: RawSender,
@@ -99,8 +108,22 @@ pub async fn decide(
     changes: mpsc::UnboundedSender<Vec<Change>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut last_flush: Option<tokio::time::Instant> = None;
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if let Some(at) = last_flush
+            && at.elapsed() < COMMIT_DELAY
+        {
+            tokio::time::sleep_until(at + COMMIT_DELAY).await;
+            while batch.len() < MAX_BATCH
+                && let Ok(incoming) = queue.try_recv()
+            {
+                batch.push(incoming);
+            }
+        }
         let mut decided = lock(&core).decide(std::mem::take(&mut batch), now());
+        if decided.flush.is_some() {
+            last_flush = Some(tokio::time::Instant::now());
+        }
         if let Some(flush) = decided.flush.take()
             && !make_durable(&core, flush).await
         {
