@@ -486,7 +486,9 @@ pub struct Dns {
     pub listen: Option<Vec<String>>,
     /// Upstream servers; empty means the DNS servers learned on the WAN.
     pub upstreams: Vec<Upstream>,
-    /// Cache capacity in records (0 disables the cache).
+    /// Cache capacity in records; an answer counts its records or one per
+    /// 256 bytes, whichever is more, so this bounds memory too (0
+    /// disables the cache).
     pub cache_size: u32,
     /// Local domain; default `system.domain`.
     pub domain: Option<String>,

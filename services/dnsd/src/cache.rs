@@ -11,8 +11,9 @@
 //! section is the entry's key, so the key is not stored twice), a
 //! 20-byte slot in a slab (where the bytes are, times, a flag), and the
 //! slot's number in a hash table of four-byte buckets. Freed slots are
-//! reused; the slab never holds more slots than the capacity. Hashes are SipHash with a random key per process: questions
-//! come from clients, who must not be able to aim at one bucket.
+//! reused; the slab never holds more slots than the capacity. Hashes
+//! are SipHash with a random key per process: questions come from
+//! clients, who must not be able to aim at one bucket.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::time::Instant;
@@ -30,6 +31,27 @@ struct Entry {
     expires: u32,
     used: bool,
 }
+
+/// Bytes of an answer that count as one record against the capacity: an
+/// answer costs its records or its size in these, whichever is more, so
+/// the capacity bounds memory too (a client could otherwise fill it with
+/// answers of one 64 KB record each).
+const RECORD_BYTES: usize = 256;
+
+/// Slack before the pools count as bloated (see
+/// [`Cache::compact_if_bloated`]).
+const COMPACT_SLACK: usize = 64 * 1024;
+
+/// What `answer` costs against the capacity.
+fn cost<B: AsRef<[u8]>>(answer: &Answer<B>) -> usize {
+    answer
+        .records()
+        .max(answer.len().div_ceil(RECORD_BYTES))
+        .max(1)
+}
+
+// The 20 bytes the module's documentation counts on.
+const _: () = assert!(size_of::<Option<Entry>>() <= 20);
 
 /// Cache statistics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -178,7 +200,7 @@ impl Cache {
     /// Stores a copy of `answer` to the question `key` for `ttl` seconds
     /// (0: not at all). An answer to another question is not stored.
     pub fn insert(&mut self, key: &[u8], answer: &Answer, ttl: u32, now: Instant) {
-        let cost = answer.records().max(1);
+        let cost = cost(answer);
         if ttl == 0 || cost > self.capacity || !same_question(answer.question(), key) {
             return;
         }
@@ -224,6 +246,33 @@ impl Cache {
         index.insert_unique(hash_question(hasher, key), slot, |&s| {
             hash_question(hasher, question_of(slots, answers, s))
         });
+        self.compact_if_bloated();
+    }
+
+    /// Copies the answers into new pools once the pools hold four times
+    /// what the answers need: blocks freed in one size class are reused
+    /// only by answers of that class, so answers of one size evicted for
+    /// answers of another would otherwise keep their memory.
+    fn compact_if_bloated(&mut self) {
+        if self.answers.reserved() <= 4 * self.answers.used() + COMPACT_SLACK {
+            return;
+        }
+        let mut fresh = Store::default();
+        let moved: Option<Vec<Handle>> = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|e| fresh.put(self.answers.get(e.answer)))
+            .collect();
+        // Every answer fitted once, so each fits again; if one did not,
+        // the old pools stay.
+        let Some(moved) = moved else {
+            return;
+        };
+        for (e, handle) in self.slots.iter_mut().flatten().zip(moved) {
+            e.answer = handle;
+        }
+        self.answers = fresh;
     }
 
     /// Empties `slot`.
@@ -233,7 +282,7 @@ impl Cache {
         };
         let answer = Answer::stored(self.answers.get(e.answer));
         let hash = hash_question(&self.hasher, answer.question());
-        self.records -= answer.records().max(1);
+        self.records -= cost(&answer);
         if let Ok(found) = self.index.find_entry(hash, |&s| s == slot) {
             found.remove();
         }
@@ -291,7 +340,8 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
-    use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::A};
+    use hickory_proto::rr::rdata::{A, TXT};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
 
     use std::time::Duration;
 
@@ -386,6 +436,64 @@ mod tests {
         aaaa[at] = 28;
         assert!(c.get(&aaaa, t0).is_none());
         assert_eq!(c.stats().entries, 1);
+    }
+
+    /// An answer to `owner`'s TXT question with one record of `len`
+    /// bytes of text.
+    fn answer_txt(owner: &str, len: usize) -> Answer {
+        let mut m = Message::new(0, MessageType::Response, OpCode::Query);
+        let owner = Name::from_ascii(owner).expect("name");
+        m.add_query(Query::query(owner.clone(), RecordType::TXT));
+        let text: Vec<String> = (0..len.div_ceil(255))
+            .map(|i| "x".repeat(255.min(len - i * 255)))
+            .collect();
+        m.add_answer(Record::from_rdata(owner, 60, RData::TXT(TXT::new(text))));
+        Answer::from_message(&m).expect("answer")
+    }
+
+    #[test]
+    fn large_answers_cost_their_size_and_their_pools_are_given_back() {
+        let t0 = Instant::now();
+        let mut c = Cache::new(100);
+        let big = answer_txt("big.example.", 5000);
+        assert_eq!(big.records(), 1);
+        c.insert(big.question(), &big, 60, t0);
+        assert_eq!(c.stats().records, big.len().div_ceil(RECORD_BYTES) as u64);
+        // A capacity of 1000 records holds at most 1000 * 256 bytes of
+        // answers, however few records they have.
+        let mut c = Cache::new(1000);
+        let each = cost(&answer_txt("t199.example.", 2000));
+        for i in 0..200 {
+            let a = answer_txt(&format!("t{i}.example."), 2000);
+            c.insert(a.question(), &a, 60, t0);
+        }
+        assert!(c.answers.used() <= 1000 * RECORD_BYTES * 3 / 2);
+        assert_eq!(c.stats().entries, (1000 / each) as u64);
+        let large_pools = c.answers.reserved();
+        // Small answers evict the large ones; the large ones' pool is
+        // not kept.
+        let small = |i: usize| answer_named(&format!("s{i}.example."), 1);
+        for i in 0..5000 {
+            let a = small(i);
+            c.insert(a.question(), &a, 60, t0);
+        }
+        assert_eq!(c.stats().entries, 1000);
+        assert!(
+            c.answers.reserved() <= 4 * c.answers.used() + COMPACT_SLACK,
+            "{} bytes held for {}",
+            c.answers.reserved(),
+            c.answers.used()
+        );
+        assert!(c.answers.reserved() < large_pools, "the large pool went");
+        // Every entry left still has its own answer.
+        let found = (0..5000)
+            .filter(|&i| {
+                let a = small(i);
+                c.get(a.question(), t0)
+                    .is_some_and(|(found, _)| found.bytes() == a.bytes())
+            })
+            .count();
+        assert_eq!(found, 1000);
     }
 
     #[test]

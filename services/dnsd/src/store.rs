@@ -42,12 +42,15 @@ struct Pool {
 #[derive(Debug)]
 pub struct Store {
     pools: Vec<Pool>,
+    /// Bytes of the blocks in use.
+    used: usize,
 }
 
 impl Default for Store {
     fn default() -> Self {
         Self {
             pools: CLASSES.iter().map(|_| Pool::default()).collect(),
+            used: 0,
         }
     }
 }
@@ -72,6 +75,7 @@ impl Store {
         };
         let at = block as usize * size;
         pool.bytes[at..at + bytes.len()].copy_from_slice(bytes);
+        self.used += size;
         Some(Handle {
             class: u8::try_from(class).ok()?,
             len,
@@ -89,6 +93,17 @@ impl Store {
     /// Frees the block at `h` for the next answer of its class.
     pub fn free(&mut self, h: Handle) {
         self.pools[usize::from(h.class)].free.push(h.block);
+        self.used -= CLASSES[usize::from(h.class)];
+    }
+
+    /// Bytes of the blocks in use.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Bytes the pools hold, in use or free.
+    pub fn reserved(&self) -> usize {
+        self.pools.iter().map(|p| p.bytes.capacity()).sum()
     }
 
     /// Frees everything and gives the memory back.
@@ -126,7 +141,10 @@ mod tests {
             assert_eq!(s.get(*h), &i.to_be_bytes());
         }
         assert_eq!(s.get(e), &[5; 32]);
+        assert_eq!(s.used(), 32 + 64 + 384 + 65535 + 1000 * 32);
+        assert!(s.reserved() >= s.used());
         s.clear();
+        assert_eq!((s.used(), s.reserved()), (0, 0));
         assert!(s.pools.iter().all(|p| p.bytes.capacity() == 0));
     }
 }
