@@ -224,26 +224,27 @@ impl SocketPool {
 }
 
 /// A UDP socket on a random port (1024-65535) of the unspecified address
-/// of `to`'s family, connected to `to`. Made with std's calls, which
-/// cannot block for a UDP socket: tokio's `bind` and `connect` take any
-/// `ToSocketAddrs`, and their futures would make every query in flight
-/// larger.
-fn random_port_socket(to: SocketAddr) -> std::io::Result<UdpSocket> {
+/// of `to`'s family, connected to `to`.
+async fn random_port_socket(to: SocketAddr) -> std::io::Result<UdpSocket> {
     let any: IpAddr = match to {
         SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
     };
-    let bound = (0..8)
-        .map(|_| rand::random_range(1024..=u16::MAX))
-        .find_map(|port| std::net::UdpSocket::bind(SocketAddr::new(any, port)).ok());
+    let mut sock = None;
+    for _ in 0..8 {
+        let port = rand::random_range(1024..=u16::MAX);
+        if let Ok(s) = UdpSocket::bind(SocketAddr::new(any, port)).await {
+            sock = Some(s);
+            break;
+        }
+    }
     // Eight taken ports in a row: let the kernel pick (also random).
-    let sock = match bound {
+    let sock = match sock {
         Some(s) => s,
-        None => std::net::UdpSocket::bind(SocketAddr::new(any, 0))?,
+        None => UdpSocket::bind(SocketAddr::new(any, 0)).await?,
     };
-    sock.connect(to)?;
-    sock.set_nonblocking(true)?;
-    UdpSocket::from_std(sock)
+    sock.connect(to).await?;
+    Ok(sock)
 }
 
 /// One query over UDP; the answer's bytes (a datagram cut by the kernel
@@ -257,7 +258,7 @@ pub async fn exchange_udp(
     let mut p = match pool.take(to) {
         Some(p) => p,
         None => Pooled {
-            sock: random_port_socket(to).map_err(io)?,
+            sock: random_port_socket(to).await.map_err(io)?,
             uses: 0,
         },
     };
@@ -332,15 +333,13 @@ pub async fn resolve(
     let mut last = Err(UpstreamError::NoUpstream);
     for u in upstreams {
         let started = Instant::now();
-        // The rare TCP exchange is boxed: every query in flight holds
-        // this future, and it should not carry TCP's state too.
         let mut result = if u.tcp {
-            Box::pin(exchange_tcp(u.address, key)).await
+            exchange_tcp(u.address, key).await
         } else {
             exchange_udp(pool, u.address, key).await
         };
         if result.as_ref().is_ok_and(|r| wire::truncated(r)) {
-            result = Box::pin(exchange_tcp(u.address, key)).await;
+            result = exchange_tcp(u.address, key).await;
         }
         match &result {
             Ok(resp) => {
