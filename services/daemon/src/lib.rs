@@ -88,11 +88,43 @@ impl RunError {
 /// The sections of the public config file at `path`, validated alone
 /// (secrets unchecked and empty): a daemon's standalone mode (`--config
 /// FILE`, for benchmarks and debugging), never the router's own path.
-pub fn load_sections(path: &str) -> Result<Sections, String> {
+fn load_sections(path: &str) -> Result<Sections, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("read {path}: {e}"))?;
     let loaded =
         bus_schema::config::check_public_text(&text).map_err(|e| format!("{path}:\n{e}"))?;
     Ok(bus_schema::config::sections(&loaded.config, false))
+}
+
+/// A daemon's standalone mode (`--config FILE`): serves the sections of
+/// the config file at `path` without bus or configd until SIGTERM or
+/// SIGINT. `start` applies them and returns what must live while
+/// serving, or the exit code (having logged why). An invalid file exits
+/// 78 (`exit::CONFIG`).
+pub async fn run_standalone<T>(
+    path: &str,
+    start: impl FnOnce(&Sections) -> Result<T, ExitCode>,
+) -> ExitCode {
+    let sections = match load_sections(path) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let mut termination = match Termination::install() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("signal handler: {e}");
+            return ExitCode::from(exit::SOFTWARE);
+        }
+    };
+    let _serving = match start(&sections) {
+        Ok(serving) => serving,
+        Err(code) => return code,
+    };
+    tracing::info!("serving {path} without a bus");
+    termination.wait().await;
+    ExitCode::SUCCESS
 }
 
 /// The log filter: `RUST_LOG` (`LEVEL` and `TARGET=LEVEL`, separated by
@@ -150,16 +182,16 @@ pub async fn run_serving<D: Domain>(
 /// SIGTERM and SIGINT, caught from the moment of [`Termination::install`]
 /// (so one that arrives during start-up is not lost).
 #[derive(Debug)]
-pub struct Termination(tokio::signal::unix::Signal);
+struct Termination(tokio::signal::unix::Signal);
 
 impl Termination {
     /// Installs the SIGTERM handler (SIGINT is caught by `wait`).
-    pub fn install() -> std::io::Result<Termination> {
+    fn install() -> std::io::Result<Termination> {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map(Termination)
     }
 
     /// Returns at SIGTERM or SIGINT, logging which.
-    pub async fn wait(&mut self) {
+    async fn wait(&mut self) {
         tokio::select! {
             _ = self.0.recv() => tracing::info!("SIGTERM: exiting"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: exiting"),

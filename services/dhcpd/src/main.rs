@@ -63,29 +63,18 @@ fn start(dir: &Path) -> Result<Running, ExitCode> {
 
 /// Serves a config file alone until SIGTERM or SIGINT.
 async fn standalone(path: &str, dir: &Path) -> ExitCode {
-    let sections = match oxwrt_daemon::load_sections(path) {
-        Ok(s) => s,
-        Err(e) => {
+    oxwrt_daemon::run_standalone(path, |sections| {
+        let mut running = start(dir)?;
+        if let Err(e) = lock(&running.core).apply(sections) {
             tracing::error!("{e}");
-            return ExitCode::from(exit::CONFIG);
+            return Err(ExitCode::from(exit::CONFIG));
         }
-    };
-    let mut running = match start(dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    if let Err(e) = lock(&running.core).apply(&sections) {
-        tracing::error!("{e}");
-        return ExitCode::from(exit::CONFIG);
-    }
-    tracing::info!("serving {path} without a bus");
-    // Nobody publishes the lease changes: the decisions do not wait for it.
-    drop(running.changes.take());
-    let Ok(mut termination) = oxwrt_daemon::Termination::install() else {
-        return ExitCode::from(exit::SOFTWARE);
-    };
-    termination.wait().await;
-    ExitCode::SUCCESS
+        // Nobody publishes the lease changes: the decisions do not wait
+        // for it.
+        drop(running.changes.take());
+        Ok(running)
+    })
+    .await
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -51,24 +51,15 @@ impl Domain for Dnsd {
 
 /// Serves a config file alone until SIGTERM or SIGINT.
 async fn standalone(path: &str) -> ExitCode {
-    let sections = match oxwrt_daemon::load_sections(path) {
-        Ok(s) => s,
-        Err(e) => {
+    oxwrt_daemon::run_standalone(path, |sections| {
+        let mut core = Core::new(Shared::new(0), DNS_PORT);
+        core.apply(sections).map_err(|e| {
             tracing::error!("{e}");
-            return ExitCode::from(exit::CONFIG);
-        }
-    };
-    let mut core = Core::new(Shared::new(0), DNS_PORT);
-    if let Err(e) = core.apply(&sections) {
-        tracing::error!("{e}");
-        return ExitCode::from(exit::CONFIG);
-    }
-    tracing::info!("serving {path} without a bus");
-    let Ok(mut termination) = oxwrt_daemon::Termination::install() else {
-        return ExitCode::from(exit::SOFTWARE);
-    };
-    termination.wait().await;
-    ExitCode::SUCCESS
+            ExitCode::from(exit::CONFIG)
+        })?;
+        Ok(core)
+    })
+    .await
 }
 
 #[tokio::main(flavor = "current_thread")]
