@@ -105,15 +105,31 @@ where
     match handle.join() {
         Ok(Ok(())) => {}
         Ok(Err(e)) => match e.downcast_ref::<Skip>() {
-            Some(skip) if std::env::var(REQUIRE_ENV).as_deref() != Ok("1") => {
-                println!("{skip}");
-                eprintln!("{skip}");
-            }
-            Some(skip) => panic!("{skip}, but {REQUIRE_ENV}=1"),
+            Some(skip) => self::skip(&skip.reason),
             None => panic!("{e}"),
         },
         Err(panic) => std::panic::resume_unwind(panic),
     }
+}
+
+/// Reports a test (or part of one) skipped because the machine cannot run
+/// it: prints `SKIP: <reason>`, or fails when `OXWRT_LAB_REQUIRE=1`.
+pub fn skip(reason: &str) {
+    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
+        panic!("SKIP: {reason}, but {REQUIRE_ENV}=1");
+    }
+    println!("SKIP: {reason}");
+    eprintln!("SKIP: {reason}");
+}
+
+/// Whether the tests can make network namespaces (root); [`skip`]s when
+/// not.
+pub fn root_or_skip() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        skip("needs root (network namespaces)");
+    }
+    root
 }
 
 #[cfg(test)]

@@ -171,6 +171,8 @@ mod tests {
         assert!(!may_call(CTLD_UID, "org.oxwrt.Daemon1", "Apply"));
         assert!(may_call(7101, "org.oxwrt.Config1", "GetSection"));
         assert!(!may_call(7101, "org.oxwrt.Init1", "Logs"));
+        assert!(may_call(CTLD_UID, "org.oxwrt.Dns1", "Flush"));
+        assert!(!may_call(7101, "org.oxwrt.Dns1", "Flush"));
     }
 
     #[test]

@@ -157,15 +157,23 @@ impl Journal {
         !self.pending.is_empty()
     }
 
-    /// The queued changes, to be made durable by [`Flush::run`] (which may
-    /// run on another thread); `None` when nothing is queued.
+    /// Writes the queued changes to the file (into the page cache) and
+    /// returns the [`Flush`] that makes them durable, which may run on
+    /// another thread; `None` when nothing is queued. Writing here, in
+    /// the order the changes were made, keeps two flushes that run at
+    /// once (a batch's and the tick's expiries) from landing in the
+    /// wrong order: an expiry written after the new grant of the same
+    /// address would drop that lease on replay.
     pub fn take(&mut self) -> Option<Flush> {
         if self.pending.is_empty() {
             return None;
         }
+        let mut file: &File = &self.file;
+        let written = file.write_all(&self.pending);
+        self.pending.clear();
         Some(Flush {
             file: self.file.clone(),
-            bytes: std::mem::take(&mut self.pending),
+            written,
             path: self.dir.join(FILE),
         })
     }
@@ -181,20 +189,20 @@ impl Journal {
     }
 }
 
-/// Changes taken from the journal, not yet durable.
+/// Changes written to the journal, not yet durable.
 #[derive(Debug)]
 pub struct Flush {
     file: Arc<File>,
-    bytes: Vec<u8>,
+    /// How writing them went.
+    written: io::Result<()>,
     path: PathBuf,
 }
 
 impl Flush {
-    /// One write, one fdatasync.
+    /// One fdatasync (it also covers whatever was written before).
     pub fn run(self) -> Result<(), JournalError> {
-        let mut file: &File = &self.file;
-        file.write_all(&self.bytes)
-            .and_then(|()| file.sync_data())
+        self.written
+            .and_then(|()| self.file.sync_data())
             .map_err(|source| JournalError::Write {
                 path: self.path,
                 source,
@@ -290,6 +298,25 @@ mod tests {
         assert_eq!(back.by_ip(a.ip), Some(&a));
         // Reopening compacted it to the live lease.
         assert_eq!(lines(dir.path()), 1);
+    }
+
+    #[test]
+    fn flushes_that_run_out_of_order_keep_the_changes_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut j, _) = Journal::open(dir.path()).expect("open");
+        let old = lease(1, [10, 0, 0, 10], 100);
+        let new = lease(1, [10, 0, 0, 10], 200);
+        // The tick expires the client's lease; a batch grants it the
+        // address again; the batch's flush finishes first.
+        j.append(&change(Event::Expired, old));
+        let expiry = j.take().expect("flush");
+        j.append(&change(Event::Granted, new.clone()));
+        let grant = j.take().expect("flush");
+        grant.run().expect("grant");
+        expiry.run().expect("expiry");
+        drop(j);
+        let (_, back) = Journal::open(dir.path()).expect("reopen");
+        assert_eq!(back.by_ip(new.ip), Some(&new));
     }
 
     #[test]

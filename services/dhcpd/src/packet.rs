@@ -155,8 +155,9 @@ fn essentials(bytes: &[u8]) -> Result<Vec<u8>, PacketError> {
     Ok(out)
 }
 
-/// A host name worth keeping: 1 to 63 letters, digits, `-` or `_`
-/// (dnsd will publish it under the local domain).
+/// A host name worth keeping with the lease: 1 to 63 letters, digits,
+/// `-` or `_`. dnsd publishes it under the local domain only when it is
+/// also a valid host name (no `_`, no `-` at either end).
 fn hostname(raw: &str) -> Option<String> {
     // A client that sends a dotted name gets its first label.
     let name = raw

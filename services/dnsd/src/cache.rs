@@ -360,7 +360,7 @@ mod tests {
             let rdata = RData::A(A::new(10, 0, 0, i as u8));
             m.add_answer(Record::from_rdata(owner.clone(), 60, rdata));
         }
-        Answer::from_message(&m).expect("answer")
+        Answer::from_message(m).expect("answer")
     }
 
     fn answer(n: u8, records: usize) -> Answer {
@@ -448,7 +448,7 @@ mod tests {
             .map(|i| "x".repeat(255.min(len - i * 255)))
             .collect();
         m.add_answer(Record::from_rdata(owner, 60, RData::TXT(TXT::new(text))));
-        Answer::from_message(&m).expect("answer")
+        Answer::from_message(m).expect("answer")
     }
 
     #[test]

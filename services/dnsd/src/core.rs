@@ -59,11 +59,6 @@ impl Core {
         }
     }
 
-    /// The shared state the listeners and the bus use.
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
     /// Could these sections be applied? Reads the blocklists when `dns`
     /// is among them; binds nothing.
     pub fn check(&self, sections: &Sections) -> Result<(), CoreError> {

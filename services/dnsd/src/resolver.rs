@@ -198,7 +198,7 @@ impl Resolver {
             None => None,
         };
         if let Some(msg) = msg {
-            return match Answer::from_message(&msg) {
+            return match Answer::from_message(msg) {
                 Ok(a) => Step::Reply(wire::render(&a, &q, 0, limit)),
                 Err(_) => refuse(rcode::SERVFAIL),
             };
@@ -350,7 +350,7 @@ impl Resolver {
                 .min()
                 .unwrap_or(0)
         };
-        let answer = Answer::from_message(&msg)?;
+        let answer = Answer::from_message(msg)?;
         self.cache.insert(key, &answer, ttl, now);
         Ok(answer)
     }

@@ -60,11 +60,6 @@ impl Config {
             _ => Ok(None),
         }
     }
-
-    /// The `dns` section, once it arrived.
-    pub fn dns(&self) -> Option<&Dns> {
-        self.dns.as_ref()
-    }
 }
 
 /// One address dnsd serves on.

@@ -1,5 +1,5 @@
 //! Answers on the wire. An [`Answer`] is a whole response message without
-//! id or OPT record, with the offsets of its records' TTLs; the cache
+//! id or OPT record (its records walked once when it is made); the cache
 //! keeps it as it is, and [`render`] makes the reply for one client: its
 //! id, flags and question case, TTLs minus the time spent in the cache,
 //! EDNS(0) when the client used it, and truncation (TC, records dropped)
@@ -49,8 +49,7 @@ pub struct Answer<B = Vec<u8>> {
 
 impl Answer {
     /// Encodes `msg` (its id, EDNS and signature are dropped).
-    pub fn from_message(msg: &Message) -> Result<Self, WireError> {
-        let mut msg = msg.clone();
+    pub fn from_message(mut msg: Message) -> Result<Self, WireError> {
         msg.metadata.id = 0;
         msg.edns = None;
         msg.signature = None;
@@ -288,7 +287,7 @@ mod tests {
             let a = Ipv4Addr::new(10, 0, (i / 256) as u8, (i % 256) as u8);
             m.add_answer(Record::from_rdata(owner.clone(), ttl, RData::A(A(a))));
         }
-        Answer::from_message(&m).expect("answer")
+        Answer::from_message(m).expect("answer")
     }
 
     #[test]

@@ -43,14 +43,7 @@ ip = "10.78.0.20"
 hostname = "printer"
 "#;
 
-/// Whether the tests can make namespaces; prints `SKIP:` when not.
-pub fn root_or_skip() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        println!("SKIP: needs root (network namespaces)");
-    }
-    root
-}
+pub use oxwrt_lab::testing::root_or_skip;
 
 /// The sections of `text` (a public config).
 pub fn sections(text: &str) -> Sections {

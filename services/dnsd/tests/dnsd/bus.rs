@@ -18,7 +18,7 @@ fn dns1_reports_the_cache_and_upstreams_and_flushes() {
             .stdout(Stdio::piped())
             .spawn()
         else {
-            println!("SKIP: dbus-daemon is not installed");
+            oxwrt_lab::testing::skip("dbus-daemon is not installed");
             return;
         };
         let mut address = String::new();

@@ -99,6 +99,9 @@ fn large_answers_are_truncated_over_udp_and_whole_over_tcp() {
         assert!(edns.flags.contains(&"tc".to_string()), "{}", edns.text);
         // dig retries over TCP by itself and gets everything.
         assert_eq!(ask(&["big.up.test"]).answers.len(), 100);
+        // A TCP client's question that misses the cache is forwarded.
+        assert_eq!(ask(&["+tcp", "www.up.test"]).answers, ["203.0.113.7"]);
+        assert_eq!(upstream.queries("www.up.test"), 1);
         // A small answer fits without EDNS.
         assert_eq!(ask(&["+noedns", "www.up.test"]).answers, ["203.0.113.7"]);
     });

@@ -50,7 +50,7 @@ fn skip_reason() -> Option<String> {
 /// returns when the machine cannot run it.
 pub fn timed(limit: Duration, body: impl FnOnce() + Send + 'static) {
     if let Some(reason) = skip_reason() {
-        println!("SKIP: {reason}");
+        oxwrt_lab::testing::skip(&reason);
         return;
     }
     let (done, finished) = std::sync::mpsc::channel::<()>();

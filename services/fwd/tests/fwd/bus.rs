@@ -53,7 +53,7 @@ impl Drop for Bus {
 fn firewall1_publishes_commits_and_reads_counters() {
     require_root!();
     let Some(bus) = Bus::start() else {
-        println!("SKIP: dbus-daemon is not installed");
+        oxwrt_lab::testing::skip("dbus-daemon is not installed");
         return;
     };
     let (router, peer) = (netns(), netns());

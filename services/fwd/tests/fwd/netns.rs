@@ -40,7 +40,7 @@ pub fn skip_reason() -> Option<String> {
 macro_rules! require_root {
     () => {
         if let Some(reason) = crate::netns::skip_reason() {
-            println!("SKIP: {reason}");
+            oxwrt_lab::testing::skip(&reason);
             return;
         }
     };

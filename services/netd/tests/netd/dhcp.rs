@@ -41,7 +41,9 @@ impl Isp {
             return None;
         }
         if !Path::new(DNSMASQ).exists() {
-            println!("SKIP: {DNSMASQ} not installed (Debian package dnsmasq-base)");
+            oxwrt_lab::testing::skip(&format!(
+                "{DNSMASQ} not installed (Debian package dnsmasq-base)"
+            ));
             return None;
         }
         let server = netns();

@@ -8,11 +8,4 @@ pub fn netns() -> Netns {
     Netns::new("oxd")
 }
 
-/// Whether the tests can make namespaces; prints `SKIP:` when not.
-pub fn root_or_skip() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        println!("SKIP: needs root (network namespaces)");
-    }
-    root
-}
+pub use oxwrt_lab::testing::root_or_skip;
