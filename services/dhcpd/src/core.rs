@@ -2,8 +2,8 @@
 //! and the device sockets, with the config they were made from.
 //!
 //! A batch of received datagrams is decided under the lock, its lease
-//! changes are made durable with one commit, and only then are its replies
-//! handed back for sending (outside the lock). Config applies, the
+//! changes are made durable with one commit, and only then are its ACKs
+//! sent (outside the lock); its OFFERs and NAKs go before the commit. Config applies, the
 //! periodic tick and the bus reads take the same lock between batches.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,7 +13,7 @@ use bus_schema::config::Sections;
 use bus_schema::config::model::{Dhcp, Network};
 
 use crate::io::{Incoming, Outgoing, Sockets};
-use crate::journal::{Flush, Journal};
+use crate::journal::{Compacted, Compaction, Flush, Journal};
 use crate::leases::{Lease, mac_string};
 use crate::pool::Pool;
 use crate::server::{Action, Change, ReplyKind, Server};
@@ -49,11 +49,14 @@ impl Config {
 /// What one batch produced.
 #[derive(Debug, Default)]
 pub struct Decided {
-    /// Replies to send, in order, once `flush` has run.
-    pub replies: Vec<Outgoing>,
+    /// OFFERs and NAKs, in order: they promise nothing, so they go at
+    /// once, before the flush.
+    pub early: Vec<Outgoing>,
+    /// ACKs, in order, to send once `flush` has run.
+    pub acks: Vec<Outgoing>,
     /// Lease changes, for the bus once `flush` has run.
     pub changes: Vec<Change>,
-    /// The batch's lease changes, to make durable before any reply goes.
+    /// The batch's lease changes, to make durable before any ACK goes.
     pub flush: Option<Flush>,
 }
 
@@ -61,7 +64,7 @@ impl Decided {
     /// After a failed flush: the grants are not durable, so their ACKs are
     /// withheld (the clients retry) and nothing is announced.
     pub fn not_durable(&mut self) {
-        self.replies.retain(|o| o.kind() != ReplyKind::Ack);
+        self.acks.clear();
         self.changes.clear();
     }
 }
@@ -129,7 +132,7 @@ impl Core {
 
     /// Decides on `batch` at `now`. The lease changes are queued in the
     /// journal and taken as the batch's flush, which the caller runs
-    /// (outside the lock) before it sends any reply.
+    /// (outside the lock) before it sends any ACK.
     pub fn decide(&mut self, batch: Vec<Incoming>, now: u64) -> Decided {
         let mut out = Decided::default();
         for incoming in batch {
@@ -144,7 +147,11 @@ impl Core {
                                 self.journal.append(&change);
                                 out.changes.push(change);
                             }
-                            Action::Send(reply) => out.replies.extend(self.sockets.route(reply)),
+                            Action::Send(reply) => {
+                                let held = reply.kind == ReplyKind::Ack;
+                                let outgoing = self.sockets.route(reply);
+                                if held { &mut out.acks } else { &mut out.early }.extend(outgoing);
+                            }
                         }
                     }
                 }
@@ -155,11 +162,17 @@ impl Core {
         out
     }
 
-    /// After a batch's flush: rewrites the journal when it is due.
-    pub fn flushed(&mut self) {
-        if let Err(e) = self.journal.compact_if_due(self.server.leases()) {
-            tracing::warn!("{e}");
-        }
+    /// The journal's compaction when it is due, for the caller to run
+    /// outside the lock and hand to [`Core::compacted`].
+    pub fn compaction(&mut self) -> Option<Compaction> {
+        self.journal.compaction(self.server.leases())
+    }
+
+    /// Takes the journal a compaction wrote (`None`: it failed); returns
+    /// the flush that puts it in place, for the caller to run outside the
+    /// lock.
+    pub fn compacted(&mut self, written: Option<Compacted>) -> Option<Flush> {
+        self.journal.install(written)
     }
 
     /// Ends the leases that ran out by `now`; returns the changes and

@@ -56,13 +56,6 @@ pub struct Outgoing {
     reply: Reply,
 }
 
-impl Outgoing {
-    /// What the reply is.
-    pub fn kind(&self) -> crate::server::ReplyKind {
-        self.reply.kind
-    }
-}
-
 /// The sockets of every served device.
 #[derive(Debug)]
 pub struct Sockets {

@@ -9,14 +9,23 @@
 //! never sent; a torn last line is ignored when the journal is read back.
 //!
 //! When the journal has grown to several times the live leases, it is
-//! rewritten whole (only the live leases, atomically: temporary file,
-//! fsync, rename, fsync of the directory), so its size stays bounded.
+//! rewritten whole, so its size stays bounded: only the live leases,
+//! atomically (temporary file, fsync, rename, fsync of the directory),
+//! and without stopping the server. A snapshot of the table is taken
+//! under the lock ([`Journal::compaction`]); it is written and synced
+//! away from the lock ([`Compaction::run`]) while changes keep being
+//! appended to the old file and copied aside; then the copies are added
+//! to the new file, which takes the appends from then on
+//! ([`Journal::install`]). Until the new file has been synced and renamed
+//! over the old one, which every [`Flush`] of the new file does before it
+//! reports success, the old file still holds every change that was ever
+//! acknowledged.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +34,8 @@ use crate::server::Change;
 
 /// The journal's file name in dhcpd's state directory.
 pub const FILE: &str = "leases.journal";
+/// A compacted journal's name until it replaces [`FILE`].
+const NEXT: &str = ".leases.journal.next";
 /// Compaction waits for at least this many records, whatever the table.
 const MIN_RECORDS_TO_COMPACT: usize = 4096;
 
@@ -106,11 +117,53 @@ impl From<Stored> for Lease {
 #[derive(Debug)]
 pub struct Journal {
     dir: PathBuf,
-    file: Arc<File>,
+    file: Arc<Generation>,
     /// Lines appended since the last commit.
     pending: Vec<u8>,
     /// Records in the file (compaction counts from here).
     records: usize,
+    /// While a compaction is written: the lines written since its
+    /// snapshot, for the new file.
+    copied: Option<Copied>,
+}
+
+/// Lines for a compacted file that its snapshot does not hold.
+#[derive(Debug, Default)]
+struct Copied {
+    lines: Vec<u8>,
+    records: usize,
+}
+
+/// The file appends go to.
+#[derive(Debug)]
+struct Generation {
+    file: File,
+    /// Where the file still is when it has not replaced the journal yet.
+    next: Mutex<Option<PathBuf>>,
+}
+
+impl Generation {
+    fn installed(file: File) -> Arc<Self> {
+        Arc::new(Self {
+            file,
+            next: Mutex::new(None),
+        })
+    }
+
+    /// Renames the file over `journal` (and syncs the directory) unless
+    /// that is done; its lines must be synced first. One flush does it,
+    /// others of the same file wait for it.
+    fn install(&self, journal: &Path) -> io::Result<()> {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(path) = next.as_ref() {
+            std::fs::rename(path, journal)?;
+            if let Some(dir) = journal.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+            *next = None;
+        }
+        Ok(())
+    }
 }
 
 impl Journal {
@@ -129,9 +182,10 @@ impl Journal {
         let file = compact(dir, &leases)?;
         let journal = Self {
             dir: dir.to_path_buf(),
-            file: Arc::new(file),
+            file: Generation::installed(file),
             pending: Vec::new(),
             records: leases.len(),
+            copied: None,
         };
         Ok((journal, leases))
     }
@@ -168,41 +222,111 @@ impl Journal {
         if self.pending.is_empty() {
             return None;
         }
-        let mut file: &File = &self.file;
-        let written = file.write_all(&self.pending);
+        let written = (&self.file.file).write_all(&self.pending);
+        if let Some(copied) = &mut self.copied {
+            copied.lines.extend_from_slice(&self.pending);
+            copied.records += self.pending.iter().filter(|b| **b == b'\n').count();
+        }
         self.pending.clear();
-        Some(Flush {
+        Some(self.flush(written))
+    }
+
+    fn flush(&self, written: io::Result<()>) -> Flush {
+        Flush {
             file: self.file.clone(),
             written,
             path: self.dir.join(FILE),
+        }
+    }
+
+    /// When the file has grown well past `live` (the table now) and no
+    /// compaction is under way: a snapshot of `live` to write as the new
+    /// file ([`Compaction::run`], then [`Journal::install`]). Lines
+    /// written from now on are kept for the new file too.
+    pub fn compaction(&mut self, live: &Leases) -> Option<Compaction> {
+        let busy =
+            self.copied.is_some() || self.file.next.lock().map_or(true, |next| next.is_some());
+        if busy || self.records < MIN_RECORDS_TO_COMPACT.max(live.len().saturating_mul(4)) {
+            return None;
+        }
+        self.copied = Some(Copied::default());
+        Some(Compaction {
+            dir: self.dir.clone(),
+            leases: live.iter().map(Stored::from).collect(),
         })
     }
 
-    /// When the file has grown well past `live` (the table now), rewrites
-    /// it with only the live leases.
-    pub fn compact_if_due(&mut self, live: &Leases) -> Result<(), JournalError> {
-        if self.records >= MIN_RECORDS_TO_COMPACT.max(live.len().saturating_mul(4)) {
-            self.file = Arc::new(compact(&self.dir, live)?);
-            self.records = live.len();
-        }
-        Ok(())
+    /// Takes the file `written` by a [`Compaction`]: the lines written
+    /// since its snapshot are added to it and appends go to it from now
+    /// on. The returned flush syncs it and renames it over the journal;
+    /// every later flush does that too until one has. A failed compaction
+    /// (`None`) leaves the old file in use, to be compacted later.
+    pub fn install(&mut self, written: Option<Compacted>) -> Option<Flush> {
+        let copied = self.copied.take().unwrap_or_default();
+        let compacted = written?;
+        let added = (&compacted.file).write_all(&copied.lines);
+        self.file = Arc::new(Generation {
+            file: compacted.file,
+            next: Mutex::new(Some(self.dir.join(NEXT))),
+        });
+        self.records = compacted.records + copied.records;
+        Some(self.flush(added))
+    }
+}
+
+/// A snapshot of the live leases to write as a new journal.
+#[derive(Debug)]
+pub struct Compaction {
+    dir: PathBuf,
+    leases: Vec<Stored>,
+}
+
+/// A new journal, synced, not yet in place.
+#[derive(Debug)]
+pub struct Compacted {
+    file: File,
+    records: usize,
+}
+
+impl Compaction {
+    /// Writes the snapshot to a new file beside the journal and syncs it
+    /// (the slow part, run away from the lock).
+    pub fn run(self) -> Result<Compacted, JournalError> {
+        let path = self.dir.join(NEXT);
+        let records = self.leases.len();
+        let text = lines(self.leases.into_iter());
+        let write = || {
+            let mut file = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&path)?;
+            file.write_all(&text)?;
+            file.sync_data()?;
+            Ok(file)
+        };
+        write()
+            .map(|file| Compacted { file, records })
+            .map_err(|source| JournalError::Compact { path, source })
     }
 }
 
 /// Changes written to the journal, not yet durable.
 #[derive(Debug)]
 pub struct Flush {
-    file: Arc<File>,
+    file: Arc<Generation>,
     /// How writing them went.
     written: io::Result<()>,
     path: PathBuf,
 }
 
 impl Flush {
-    /// One fdatasync (it also covers whatever was written before).
+    /// One fdatasync (it also covers whatever was written before), and
+    /// the file put in place if it is a compaction's.
     pub fn run(self) -> Result<(), JournalError> {
         self.written
-            .and_then(|()| self.file.sync_data())
+            .and_then(|()| self.file.file.sync_data())
+            .and_then(|()| self.file.install(&self.path))
             .map_err(|source| JournalError::Write {
                 path: self.path,
                 source,
@@ -241,13 +365,20 @@ fn compact(dir: &Path, leases: &Leases) -> Result<File, JournalError> {
         path: path.clone(),
         source,
     };
-    let mut text = Vec::with_capacity(leases.len() * 128);
-    for lease in leases.iter() {
-        serde_json::to_writer(&mut text, &Record::Hold(lease.into())).map_err(|e| err(e.into()))?;
-        text.push(b'\n');
-    }
+    let text = lines(leases.iter().map(Stored::from));
     oxwrt_daemon::persist::write_atomic(dir, FILE, &text).map_err(err)?;
     OpenOptions::new().append(true).open(&path).map_err(err)
+}
+
+/// The journal lines that hold `leases`.
+fn lines(leases: impl Iterator<Item = Stored>) -> Vec<u8> {
+    let mut text = Vec::with_capacity(leases.size_hint().0 * 128);
+    for lease in leases {
+        // Serializing plain data into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut text, &Record::Hold(lease));
+        text.push(b'\n');
+    }
+    text
 }
 
 #[cfg(test)]
@@ -260,12 +391,24 @@ mod tests {
         Change { event, lease }
     }
 
-    /// What the daemon does after a batch: flush, then compact when due.
+    /// What the daemon does after a batch and on its tick: flush, then
+    /// compact when due.
     fn commit(j: &mut Journal, live: &Leases) {
         if let Some(flush) = j.take() {
             flush.run().expect("flush");
-            j.compact_if_due(live).expect("compact");
         }
+        if let Some(compaction) = j.compaction(live) {
+            let written = compaction.run().expect("compact");
+            j.install(Some(written))
+                .expect("install")
+                .run()
+                .expect("put in place");
+        }
+    }
+
+    fn grant(j: &mut Journal, live: &mut Leases, l: &Lease) {
+        live.insert(l.clone());
+        j.append(&change(Event::Granted, l.clone()));
     }
 
     fn lines(dir: &Path) -> usize {
@@ -369,12 +512,78 @@ mod tests {
         assert_eq!(lines(dir.path()), 1);
         // Appends after a compaction go to the new file.
         let b = lease(2, [10, 0, 0, 11], 100);
-        live.insert(b.clone());
-        j.append(&change(Event::Granted, b.clone()));
+        grant(&mut j, &mut live, &b);
         commit(&mut j, &live);
         drop(j);
         let (_, back) = Journal::open(dir.path()).expect("reopen");
         assert_eq!(back.len(), 2);
+        assert_eq!(back.by_ip(b.ip), Some(&b));
+    }
+
+    /// A journal due for compaction, with one lease `a`.
+    fn due(dir: &Path) -> (Journal, Leases, Lease) {
+        let (mut j, mut live) = Journal::open(dir).expect("open");
+        let a = lease(1, [10, 0, 0, 10], 100);
+        for _ in 0..MIN_RECORDS_TO_COMPACT {
+            grant(&mut j, &mut live, &a);
+        }
+        j.take().expect("flush").run().expect("flush");
+        (j, live, a)
+    }
+
+    #[test]
+    fn changes_made_while_a_compaction_is_written_reach_the_new_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut j, mut live, a) = due(dir.path());
+        let compaction = j.compaction(&live).expect("due");
+        assert!(j.compaction(&live).is_none(), "one at a time");
+        // While the snapshot is written (away from the lock), the server
+        // grants b, made durable in the old file.
+        let b = lease(2, [10, 0, 0, 11], 100);
+        grant(&mut j, &mut live, &b);
+        j.take().expect("flush").run().expect("flush");
+        let install = j.install(Some(compaction.run().expect("compact")));
+        // Until the new file is put in place, the old one holds both.
+        assert_eq!(lines(dir.path()), MIN_RECORDS_TO_COMPACT + 1);
+        // The next batch's flush (c) puts it in place before it succeeds,
+        // whichever of the two flushes runs first.
+        let c = lease(3, [10, 0, 0, 12], 100);
+        grant(&mut j, &mut live, &c);
+        j.take().expect("flush").run().expect("flush");
+        assert_eq!(lines(dir.path()), 3);
+        install.expect("install").run().expect("already in place");
+        drop(j);
+        let (_, back) = Journal::open(dir.path()).expect("reopen");
+        for l in [&a, &b, &c] {
+            assert_eq!(back.by_ip(l.ip), Some(l));
+        }
+    }
+
+    #[test]
+    fn a_crash_before_the_new_file_is_in_place_keeps_the_old_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut j, live, a) = due(dir.path());
+        let compaction = j.compaction(&live).expect("due");
+        let _install = j.install(Some(compaction.run().expect("compact")));
+        drop(j);
+        assert!(dir.path().join(NEXT).exists());
+        let (_, back) = Journal::open(dir.path()).expect("reopen");
+        assert_eq!(back.len(), 1);
+        assert_eq!(back.by_ip(a.ip), Some(&a));
+    }
+
+    #[test]
+    fn a_failed_compaction_keeps_the_old_file_in_use() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut j, mut live, a) = due(dir.path());
+        assert!(j.compaction(&live).is_some());
+        assert!(j.install(None).is_none());
+        let b = lease(2, [10, 0, 0, 11], 100);
+        grant(&mut j, &mut live, &b);
+        j.take().expect("flush").run().expect("flush");
+        drop(j);
+        let (_, back) = Journal::open(dir.path()).expect("reopen");
+        assert_eq!(back.by_ip(a.ip), Some(&a));
         assert_eq!(back.by_ip(b.ip), Some(&b));
     }
 }

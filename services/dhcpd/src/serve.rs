@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::core::{Core, now};
-use crate::io::{self, Incoming, Sockets};
-use crate::journal::{Flush, Journal, JournalError};
+use crate::io::{self, Incoming, Outgoing, Sockets};
+use crate::journal::{Compaction, Flush, Journal, JournalError};
 use crate::raw::RawSender;
 use crate::server::Change;
 
@@ -93,7 +93,8 @@ pub fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
 
 /// Decides on every datagram from `queue`: whatever has queued up is one
 /// batch, made durable with one write and one fdatasync
-/// ([`make_durable`]) before its replies are sent. Lease changes go to
+/// ([`make_durable`]) before its ACKs are sent (its OFFERs and NAKs,
+/// which promise nothing, go before the fdatasync). Lease changes go to
 /// `changes` for the bus.
 ///
 /// Group commit under load: a batch that comes within [`COMMIT_DELAY`]
@@ -121,48 +122,70 @@ pub async fn decide(
             }
         }
         let mut decided = lock(&core).decide(std::mem::take(&mut batch), now());
+        send(&raw, &decided.early).await;
         if decided.flush.is_some() {
             last_flush = Some(tokio::time::Instant::now());
         }
         if let Some(flush) = decided.flush.take()
-            && !make_durable(&core, flush).await
+            && !make_durable(flush).await
         {
             tracing::error!("withholding this batch's ACKs");
             decided.not_durable();
         }
-        for out in &decided.replies {
-            if let Err(e) = io::send(&raw, out).await {
-                tracing::debug!("send reply: {e}");
-            }
-        }
+        send(&raw, &decided.acks).await;
         if !decided.changes.is_empty() {
             let _ = changes.send(decided.changes);
         }
     }
 }
 
-/// Runs `flush` on a blocking thread without the core's lock (datagrams
-/// keep being received and the bus keeps answering meanwhile), then lets
-/// the core rewrite its journal when that is due. A failure is logged;
-/// `false` means the flushed changes are not durable.
-async fn make_durable(core: &Mutex<Core>, flush: Flush) -> bool {
-    match tokio::task::spawn_blocking(move || flush.run()).await {
-        Ok(Ok(())) => {
-            lock(core).flushed();
-            true
-        }
-        Ok(Err(e)) => {
-            tracing::error!("{e}");
-            false
-        }
-        Err(e) => {
-            tracing::error!("lease journal flush: {e}");
-            false
+/// Sends `replies` in order; a failure is logged at debug level (the
+/// client retries).
+async fn send(raw: &RawSender, replies: &[Outgoing]) {
+    for out in replies {
+        if let Err(e) = io::send(raw, out).await {
+            tracing::debug!("send reply: {e}");
         }
     }
 }
 
-/// Every [`TICK`]: expires leases and serves devices that came back.
+/// Runs `flush` on a blocking thread without the core's lock (datagrams
+/// keep being received and the bus keeps answering meanwhile); `false`
+/// means the flushed changes are not durable.
+async fn make_durable(flush: Flush) -> bool {
+    blocking(move || flush.run()).await.is_some()
+}
+
+/// Rewrites the journal with the live leases while the server goes on:
+/// only the snapshot is taken under the lock, the writing and syncing run
+/// on a blocking thread.
+async fn compact(core: &Mutex<Core>, compaction: Compaction) {
+    let written = blocking(move || compaction.run()).await;
+    let install = lock(core).compacted(written);
+    if let Some(flush) = install {
+        make_durable(flush).await;
+    }
+}
+
+/// Runs `job` on a blocking thread; its failure is logged.
+async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T, JournalError> + Send + 'static,
+) -> Option<T> {
+    match tokio::task::spawn_blocking(job).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::error!("{e}");
+            None
+        }
+        Err(e) => {
+            tracing::error!("lease journal: {e}");
+            None
+        }
+    }
+}
+
+/// Every [`TICK`]: expires leases, serves devices that came back and
+/// compacts the journal when it is due.
 pub async fn tick(core: Arc<Mutex<Core>>, changes: mpsc::UnboundedSender<Vec<Change>>) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -174,10 +197,14 @@ pub async fn tick(core: Arc<Mutex<Core>>, changes: mpsc::UnboundedSender<Vec<Cha
             core.expire(now())
         };
         if let Some(flush) = flush {
-            make_durable(&core, flush).await;
+            make_durable(flush).await;
         }
         if !expired.is_empty() {
             let _ = changes.send(expired);
+        }
+        let compaction = lock(&core).compaction();
+        if let Some(compaction) = compaction {
+            compact(&core, compaction).await;
         }
     }
 }
