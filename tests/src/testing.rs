@@ -132,6 +132,52 @@ pub fn root_or_skip() -> bool {
     root
 }
 
+/// A private message bus (`dbus-daemon --session`) for testing a daemon's
+/// bus interface outside the stack; stopped on drop.
+#[derive(Debug)]
+pub struct PrivateBus {
+    child: std::process::Child,
+    /// Its address, for `zbus::connection::Builder::address`.
+    pub address: String,
+}
+
+impl PrivateBus {
+    /// Starts one; `None` (after a [`skip`]) when dbus-daemon is missing.
+    pub fn start() -> Option<PrivateBus> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let Ok(mut child) = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address"])
+            .stdout(Stdio::piped())
+            .spawn()
+        else {
+            skip("dbus-daemon is not installed");
+            return None;
+        };
+        let mut address = String::new();
+        let read = child
+            .stdout
+            .take()
+            .map(|out| std::io::BufReader::new(out).read_line(&mut address));
+        let bus = PrivateBus {
+            child,
+            address: address.trim().to_string(),
+        };
+        assert!(
+            matches!(read, Some(Ok(n)) if n > 0),
+            "dbus-daemon printed no address"
+        );
+        Some(bus)
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

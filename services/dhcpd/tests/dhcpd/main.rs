@@ -1,8 +1,10 @@
 //! dhcpd against real clients (ISC dhclient, busybox udhcpc, dhcpcd), each
 //! in a network namespace of its own on the test LAN's bridge, with the
-//! daemon's real core, journal and sockets. They need root; otherwise
+//! daemon's real core, journal and sockets (and `org.oxwrt.Dhcp1` on a
+//! private bus). They need root; otherwise
 //! they print `SKIP:` and return.
 
+mod bus;
 mod support;
 
 use support::{CONFIG, Dhcpd, Lan, root_or_skip};

@@ -1,6 +1,7 @@
 //! The test LAN: a router namespace with bridge `br0` (10.78.0.1/24)
-//! where dhcpd runs (its real core, journal, sockets and loops, without
-//! the bus), and client namespaces, each a veth port of the bridge.
+//! where dhcpd runs (its real core, journal, sockets and loops; a test
+//! that wants the bus serves it), and client namespaces, each a veth port
+//! of the bridge.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use bus_schema::bus::DhcpLease;
 use bus_schema::config::Sections;
+use dhcpd::Change;
 use dhcpd::core::Core;
 use dhcpd::serve::{Running, lock};
 use oxwrt_lab::dhcp_client::DhcpClient;
 pub use oxwrt_lab::dhcp_client::WAIT;
 pub use oxwrt_lab::scratch::Netns;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 
 /// The LAN's config: pool .100-.150, options, one static lease.
@@ -54,6 +57,8 @@ pub fn sections(text: &str) -> Sections {
 /// A running dhcpd.
 pub struct Dhcpd {
     pub core: Arc<Mutex<Core>>,
+    /// Its lease changes, for a test that publishes them.
+    pub changes: Option<UnboundedReceiver<Vec<Change>>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -68,14 +73,15 @@ impl Dhcpd {
         let sections = sections(config);
         let thread = ns.spawn(move || async move {
             let mut running = Running::start(&dir).expect("start dhcpd");
-            drop(running.changes.take());
             lock(&running.core).apply(&sections).expect("apply");
-            ready_tx.send(running.core.clone()).expect("report ready");
+            let ready = (running.core.clone(), running.changes.take());
+            ready_tx.send(ready).expect("report ready");
             let _ = stop_rx.await;
         });
-        let core = ready_rx.recv_timeout(WAIT).expect("dhcpd started");
+        let (core, changes) = ready_rx.recv_timeout(WAIT).expect("dhcpd started");
         Dhcpd {
             core,
+            changes,
             stop: Some(stop_tx),
             thread: Some(thread),
         }

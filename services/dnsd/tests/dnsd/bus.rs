@@ -1,31 +1,19 @@
 //! `org.oxwrt.Dns1` on a private bus (dbus-daemon): cache statistics,
 //! upstreams, and `Flush()`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bus_schema::bus::{DNS_PATH, Dns1Proxy};
 use dnsd::bus::Dns1;
 
-use crate::support::{Dnsd, Guard, Net, ROUTER, UPSTREAM, Upstream, config, dig, timed};
+use crate::support::{Dnsd, Net, ROUTER, UPSTREAM, Upstream, config, dig, timed};
 
 #[test]
 fn dns1_reports_the_cache_and_upstreams_and_flushes() {
     timed(Duration::from_secs(60), || {
-        let Ok(mut child) = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address"])
-            .stdout(Stdio::piped())
-            .spawn()
-        else {
-            oxwrt_lab::testing::skip("dbus-daemon is not installed");
+        let Some(bus) = oxwrt_lab::testing::PrivateBus::start() else {
             return;
         };
-        let mut address = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut address)
-            .expect("bus address");
-        let _bus = Guard(child);
         let net = Net::new();
         let _upstream = Upstream::start(&net, &["www.up.test,203.0.113.7"]);
         let dns = format!("upstreams = [{{ address = \"{UPSTREAM}\" }}]\ncache_size = 500");
@@ -42,13 +30,13 @@ fn dns1_reports_the_cache_and_upstreams_and_flushes() {
             .build()
             .expect("runtime")
             .block_on(async move {
-                let _server = zbus::connection::Builder::address(address.trim())
+                let _server = zbus::connection::Builder::address(bus.address.as_str())
                     .serve_at(DNS_PATH, Dns1::new(shared))
                     .name("org.oxwrt.Dns")
                     .build()
                     .await
                     .expect("server");
-                let client = zbus::connection::Builder::address(address.trim())
+                let client = zbus::connection::Builder::address(bus.address.as_str())
                     .build()
                     .await
                     .expect("client");

@@ -53,8 +53,8 @@ const POOL: (&str, &str) = ("10.80.1.0", "10.80.250.255");
 const CLIENTS: &str = "50000";
 /// Offered rates, exchanges per second.
 const RATES: &[u32] = &[
-    100, 200, 500, 1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 10_000, 12_000, 15_000,
-    20_000,
+    100, 200, 500, 1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 9_000, 10_000, 11_000,
+    12_000, 15_000, 20_000,
 ];
 /// Debian packages the benchmark runs.
 const PACKAGES: &[&str] = &["kea-admin", "kea-dhcp4-server", "dnsmasq-base", "iproute2"];
