@@ -181,10 +181,13 @@ fn grant_is_persisted_before_the_ack_is_sent() {
     assert_eq!(ack.kind, ReplyKind::Ack);
     assert_eq!(ack.to, Destination::Broadcast);
     assert_eq!(s.leases().by_ip(ip), Some(lease));
-    // A renewal persists the new expiry before its ACK, too.
+    // A renewal persists the new expiry before its ACK, too, and keeps
+    // the hostname it does not repeat (no option 12).
     let actions = s.handle("lan", &renew(&MAC, ip), 100).expect("renew");
     assert!(
-        matches!(&actions[..], [Action::Record(Change { event: Event::Renewed, lease: l }), Action::Send(_)] if l.expires == 3700)
+        matches!(&actions[..], [Action::Record(Change { event: Event::Renewed, lease: l }), Action::Send(_)]
+            if l.expires == 3700 && l.hostname.as_deref() == Some("laptop")),
+        "{actions:?}"
     );
 }
 

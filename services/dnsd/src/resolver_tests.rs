@@ -162,6 +162,65 @@ fn negative_answers_are_cached_for_the_soa_minimum() {
 }
 
 #[test]
+fn nodata_is_cached_like_nxdomain_and_ttls_are_capped() {
+    let mut r = resolver();
+    let t0 = Instant::now();
+    // NODATA: NOERROR, no answer, an SOA (RFC 2308 section 2.2).
+    let q = forward(ask(&mut r, "v4only.example", 1, t0));
+    let resp = upstream("v4only.example", &[], 60, ResponseCode::NoError, true);
+    r.complete(&q.key(), &q.name, &resp, t0).expect("answer");
+    let m = reply(ask(
+        &mut r,
+        "v4only.example",
+        1,
+        t0 + Duration::from_secs(10),
+    ));
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.authorities[0].ttl, 50);
+    // An upstream's week-long TTLs are held at most a day, and a
+    // negative answer at most an hour, whatever the SOA says.
+    let week = 7 * 86_400;
+    let a = [Ipv4Addr::new(93, 184, 216, 34)];
+    let q = forward(ask(&mut r, "long.example", 1, t0));
+    let resp = upstream("long.example", &a, week, ResponseCode::NoError, false);
+    let answer = r.complete(&q.key(), &q.name, &resp, t0).expect("answer");
+    let first = Message::from_vec(&wire::render(&answer, &q, 0, 512)).expect("decode");
+    assert_eq!(first.answers[0].ttl, MAX_TTL);
+    let day = Duration::from_secs(u64::from(MAX_TTL));
+    let second = Duration::from_secs(1);
+    assert!(matches!(
+        ask(&mut r, "long.example", 1, t0 + day - second),
+        Step::Reply(_)
+    ));
+    assert!(matches!(
+        ask(&mut r, "long.example", 1, t0 + day),
+        Step::Forward(_)
+    ));
+    let q = forward(ask(&mut r, "gone.example", 1, t0));
+    let mut resp = Message::from_vec(&upstream(
+        "gone.example",
+        &[],
+        week,
+        ResponseCode::NXDomain,
+        true,
+    ))
+    .expect("decode");
+    resp.authorities[0].ttl = week;
+    r.complete(&q.key(), &q.name, &resp.to_vec().expect("encode"), t0)
+        .expect("answer");
+    let hour = Duration::from_secs(u64::from(MAX_NEGATIVE_TTL));
+    assert!(matches!(
+        ask(&mut r, "gone.example", 1, t0 + hour - second),
+        Step::Reply(_)
+    ));
+    assert!(matches!(
+        ask(&mut r, "gone.example", 1, t0 + hour),
+        Step::Forward(_)
+    ));
+}
+
+#[test]
 fn rebind_protection_refuses_private_answers_for_public_names() {
     let mut r = resolver();
     let t0 = Instant::now();

@@ -167,3 +167,44 @@ fn rebind_protection_can_be_turned_off() {
         );
     });
 }
+
+#[test]
+fn configured_upstreams_win_over_the_wans_and_the_wans_serve_without_them() {
+    timed(LIMIT, || {
+        let net = Net::new();
+        let status = |dnsd: &Dnsd| -> Vec<(String, String)> {
+            let st = dnsd.shared.lock();
+            st.upstreams
+                .status(std::time::Instant::now())
+                .into_iter()
+                .map(|u| (u.address, u.source))
+                .collect()
+        };
+        // The WAN's server is a black hole (TEST-NET-1): only the
+        // configured dnsmasq is asked.
+        let (_upstream, dnsd) = start(&net, "");
+        dnsd.core
+            .blocking_lock()
+            .set_wan_dns(vec!["192.0.2.1".parse().expect("ip")]);
+        assert_eq!(
+            status(&dnsd),
+            [(format!("{UPSTREAM}:53"), "config".to_string())]
+        );
+        let answer = dig(&net.client, ROUTER, &["www.up.test"]);
+        assert_eq!(answer.answers, ["203.0.113.7"], "{}", answer.text);
+        drop(dnsd);
+
+        // No upstreams in the config: the WAN's servers are used.
+        let dnsd = Dnsd::start(&net.router, &config(""));
+        assert_eq!(status(&dnsd), []);
+        dnsd.core
+            .blocking_lock()
+            .set_wan_dns(vec![UPSTREAM.parse().expect("ip")]);
+        assert_eq!(
+            status(&dnsd),
+            [(format!("{UPSTREAM}:53"), "wan".to_string())]
+        );
+        let answer = dig(&net.client, ROUTER, &["www.up.test"]);
+        assert_eq!(answer.answers, ["203.0.113.7"], "{}", answer.text);
+    });
+}
