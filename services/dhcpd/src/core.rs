@@ -3,8 +3,9 @@
 //!
 //! A batch of received datagrams is decided under the lock, its lease
 //! changes are made durable with one commit, and only then are its ACKs
-//! sent (outside the lock); its OFFERs and NAKs go before the commit. Config applies, the
-//! periodic tick and the bus reads take the same lock between batches.
+//! sent (outside the lock); its OFFERs and NAKs go before the commit.
+//! Config applies, the periodic tick and the bus reads take the same lock
+//! between batches.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -150,11 +150,20 @@ impl Generation {
         })
     }
 
+    /// Whether the file has not replaced the journal yet.
+    fn pending_install(&self) -> bool {
+        self.next().is_some()
+    }
+
+    fn next(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
+        self.next.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Renames the file over `journal` (and syncs the directory) unless
     /// that is done; its lines must be synced first. One flush does it,
     /// others of the same file wait for it.
     fn install(&self, journal: &Path) -> io::Result<()> {
-        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = self.next();
         if let Some(path) = next.as_ref() {
             std::fs::rename(path, journal)?;
             if let Some(dir) = journal.parent() {
@@ -244,8 +253,7 @@ impl Journal {
     /// file ([`Compaction::run`], then [`Journal::install`]). Lines
     /// written from now on are kept for the new file too.
     pub fn compaction(&mut self, live: &Leases) -> Option<Compaction> {
-        let busy =
-            self.copied.is_some() || self.file.next.lock().map_or(true, |next| next.is_some());
+        let busy = self.copied.is_some() || self.file.pending_install();
         if busy || self.records < MIN_RECORDS_TO_COMPACT.max(live.len().saturating_mul(4)) {
             return None;
         }
@@ -264,13 +272,18 @@ impl Journal {
     pub fn install(&mut self, written: Option<Compacted>) -> Option<Flush> {
         let copied = self.copied.take().unwrap_or_default();
         let compacted = written?;
-        let added = (&compacted.file).write_all(&copied.lines);
+        // Without its copies the new file must never replace the old one.
+        if let Err(source) = (&compacted.file).write_all(&copied.lines) {
+            let path = self.dir.join(NEXT);
+            tracing::error!("{}", JournalError::Compact { path, source });
+            return None;
+        }
         self.file = Arc::new(Generation {
             file: compacted.file,
             next: Mutex::new(Some(self.dir.join(NEXT))),
         });
         self.records = compacted.records + copied.records;
-        Some(self.flush(added))
+        Some(self.flush(Ok(())))
     }
 }
 

@@ -23,8 +23,10 @@
 //! step: on a machine this small the load generator saturates, so the
 //! rate at 0 % drops can be the generator's limit rather than the
 //! server's. perfdhcp runs single-threaded on CPU 0 and every server on
-//! CPU 1 (`taskset`), so that neither takes the other's time. Figures are
-//! printed, never asserted.
+//! CPU 1 (`taskset`), so that neither takes the other's time, and the
+//! server's port hands what it receives to CPU 1 (RPS), so that the
+//! kernel's work for the server is not done on perfdhcp's CPU. Figures
+//! are printed, never asserted.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -89,6 +91,17 @@ pub fn run(args: DhcpArgs) -> Result<()> {
     srv.ip(&["link", "set", "lan0", "master", "br-lan"]);
     srv.ip(&["addr", "add", &format!("{SERVER}/16"), "dev", "br-lan"]);
     srv.ip(&["link", "set", "br-lan", "up"]);
+    // What perfdhcp sends is received (bridge, UDP, the server's socket)
+    // on the CPU that sent it unless the server's port steers it (RPS)
+    // to the server's CPU.
+    let steer = format!(
+        "echo {:x} > /sys/class/net/lan0/queues/rx-0/rps_cpus",
+        1u32 << cpus().server
+    );
+    let out = srv.exec("sh", &["-c", &steer]);
+    if !out.status.success() {
+        bail!("{steer}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 
     let mut rows = Vec::new();
     for name in ["dhcpd", "kea", "dnsmasq"] {
@@ -107,7 +120,14 @@ fn start(name: &str, srv: &Netns, state: &Path, dhcpd: &Path) -> Result<Guard> {
     let s = |p: &Path| p.display().to_string();
     let log = std::fs::File::create(state.join("server.log"))?;
     let mut cmd = Command::new("taskset");
-    cmd.args(["-c", cpus().server, "ip", "netns", "exec", srv.name()]);
+    cmd.args([
+        "-c",
+        &cpus().server.to_string(),
+        "ip",
+        "netns",
+        "exec",
+        srv.name(),
+    ]);
     match name {
         "dhcpd" => {
             let config = state.join("oxwrt.toml");
@@ -203,11 +223,10 @@ fn kea_config(state: &Path) -> String {
     .to_string()
 }
 
-/// The CPUs (`taskset -c` lists) the load generator and the server run
-/// on.
+/// The CPUs the load generator and the server run on.
 struct Cpus {
-    load: &'static str,
-    server: &'static str,
+    load: u32,
+    server: u32,
 }
 
 /// One CPU each when there are two or more, so that neither steals the
@@ -216,8 +235,8 @@ struct Cpus {
 fn cpus() -> Cpus {
     let n = std::thread::available_parallelism().map_or(1, |n| n.get());
     Cpus {
-        load: "0",
-        server: if n >= 2 { "1" } else { "0" },
+        load: 0,
+        server: u32::from(n >= 2),
     }
 }
 
@@ -232,7 +251,7 @@ fn ramp(load: &Netns, seconds: u32, state: &Path, server: u32) -> Result<Vec<Ste
             "taskset",
             &[
                 "-c",
-                cpus().load,
+                &cpus().load.to_string(),
                 "perfdhcp",
                 // One thread sends and receives: in its default mode a
                 // second thread receives, and on a machine this small
