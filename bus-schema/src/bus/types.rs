@@ -176,9 +176,11 @@ pub struct LeaseChange {
 /// dnsd's cache statistics.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct DnsCacheStats {
-    /// Entries in the cache.
+    /// What the cached answers cost, in the unit of `capacity`: records
+    /// (an answer costs its records or one per 256 bytes, whichever is
+    /// more).
     pub size: u64,
-    /// Capacity.
+    /// Capacity (`dns.cache_size`).
     pub capacity: u64,
     /// Answers served from the cache.
     pub hits: u64,
