@@ -171,6 +171,31 @@ impl PrivateBus {
     }
 }
 
+impl PrivateBus {
+    /// A connection to it that serves `iface` at `path` and owns `name`.
+    pub async fn serve<I: zbus::object_server::Interface>(
+        &self,
+        path: &'static str,
+        name: &'static str,
+        iface: I,
+    ) -> zbus::Connection {
+        zbus::connection::Builder::address(self.address.as_str())
+            .serve_at(path, iface)
+            .name(name)
+            .build()
+            .await
+            .unwrap_or_else(|e| panic!("serve {name} on the private bus: {e}"))
+    }
+
+    /// A client connection to it.
+    pub async fn client(&self) -> zbus::Connection {
+        zbus::connection::Builder::address(self.address.as_str())
+            .build()
+            .await
+            .unwrap_or_else(|e| panic!("connect to the private bus: {e}"))
+    }
+}
+
 impl Drop for PrivateBus {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -131,22 +131,26 @@ pub struct Journal {
 #[derive(Debug, Default)]
 struct Copied {
     lines: Vec<u8>,
-    records: usize,
+    /// `Journal::records` when the snapshot was taken.
+    since: usize,
 }
 
 /// The file appends go to.
 #[derive(Debug)]
 struct Generation {
     file: File,
+    /// The journal's path (where the file is once installed).
+    journal: PathBuf,
     /// Where the file still is when it has not replaced the journal yet.
     next: Mutex<Option<PathBuf>>,
 }
 
 impl Generation {
-    fn installed(file: File) -> Arc<Self> {
+    fn new(file: File, journal: PathBuf, next: Option<PathBuf>) -> Arc<Self> {
         Arc::new(Self {
             file,
-            next: Mutex::new(None),
+            journal,
+            next: Mutex::new(next),
         })
     }
 
@@ -159,14 +163,14 @@ impl Generation {
         self.next.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Renames the file over `journal` (and syncs the directory) unless
-    /// that is done; its lines must be synced first. One flush does it,
-    /// others of the same file wait for it.
-    fn install(&self, journal: &Path) -> io::Result<()> {
+    /// Renames the file over the journal (and syncs the directory)
+    /// unless that is done; its lines must be synced first. One flush
+    /// does it, others of the same file wait for it.
+    fn install(&self) -> io::Result<()> {
         let mut next = self.next();
         if let Some(path) = next.as_ref() {
-            std::fs::rename(path, journal)?;
-            if let Some(dir) = journal.parent() {
+            std::fs::rename(path, &self.journal)?;
+            if let Some(dir) = self.journal.parent() {
                 File::open(dir)?.sync_all()?;
             }
             *next = None;
@@ -191,7 +195,7 @@ impl Journal {
         let file = compact(dir, &leases)?;
         let journal = Self {
             dir: dir.to_path_buf(),
-            file: Generation::installed(file),
+            file: Generation::new(file, path, None),
             pending: Vec::new(),
             records: leases.len(),
             copied: None,
@@ -234,7 +238,6 @@ impl Journal {
         let written = (&self.file.file).write_all(&self.pending);
         if let Some(copied) = &mut self.copied {
             copied.lines.extend_from_slice(&self.pending);
-            copied.records += self.pending.iter().filter(|b| **b == b'\n').count();
         }
         self.pending.clear();
         Some(self.flush(written))
@@ -244,7 +247,6 @@ impl Journal {
         Flush {
             file: self.file.clone(),
             written,
-            path: self.dir.join(FILE),
         }
     }
 
@@ -257,7 +259,10 @@ impl Journal {
         if busy || self.records < MIN_RECORDS_TO_COMPACT.max(live.len().saturating_mul(4)) {
             return None;
         }
-        self.copied = Some(Copied::default());
+        self.copied = Some(Copied {
+            lines: Vec::new(),
+            since: self.records,
+        });
         Some(Compaction {
             dir: self.dir.clone(),
             leases: live.iter().map(Stored::from).collect(),
@@ -272,17 +277,19 @@ impl Journal {
     pub fn install(&mut self, written: Option<Compacted>) -> Option<Flush> {
         let copied = self.copied.take().unwrap_or_default();
         let compacted = written?;
+        let added = self.records.saturating_sub(copied.since);
         // Without its copies the new file must never replace the old one.
         if let Err(source) = (&compacted.file).write_all(&copied.lines) {
             let path = self.dir.join(NEXT);
             tracing::error!("{}", JournalError::Compact { path, source });
             return None;
         }
-        self.file = Arc::new(Generation {
-            file: compacted.file,
-            next: Mutex::new(Some(self.dir.join(NEXT))),
-        });
-        self.records = compacted.records + copied.records;
+        self.file = Generation::new(
+            compacted.file,
+            self.dir.join(FILE),
+            Some(self.dir.join(NEXT)),
+        );
+        self.records = compacted.records + added;
         Some(self.flush(Ok(())))
     }
 }
@@ -330,7 +337,6 @@ pub struct Flush {
     file: Arc<Generation>,
     /// How writing them went.
     written: io::Result<()>,
-    path: PathBuf,
 }
 
 impl Flush {
@@ -339,9 +345,9 @@ impl Flush {
     pub fn run(self) -> Result<(), JournalError> {
         self.written
             .and_then(|()| self.file.file.sync_data())
-            .and_then(|()| self.file.install(&self.path))
+            .and_then(|()| self.file.install())
             .map_err(|source| JournalError::Write {
-                path: self.path,
+                path: self.file.journal.clone(),
                 source,
             })
     }

@@ -123,14 +123,12 @@ pub async fn decide(
         }
         let mut decided = lock(&core).decide(std::mem::take(&mut batch), now());
         send(&raw, &decided.early).await;
-        if decided.flush.is_some() {
+        if let Some(flush) = decided.flush.take() {
             last_flush = Some(tokio::time::Instant::now());
-        }
-        if let Some(flush) = decided.flush.take()
-            && !make_durable(flush).await
-        {
-            tracing::error!("withholding this batch's ACKs");
-            decided.not_durable();
+            if !make_durable(flush).await {
+                tracing::error!("withholding this batch's ACKs");
+                decided.not_durable();
+            }
         }
         send(&raw, &decided.acks).await;
         if !decided.changes.is_empty() {

@@ -48,17 +48,9 @@ fn dhcp1_signals_grants_renewals_releases_and_expiries() {
         .build()
         .expect("runtime");
     let (proxy, mut signals) = rt.block_on(async {
-        let server = zbus::connection::Builder::address(bus.address.as_str())
-            .serve_at(DHCP_PATH, dhcpd::bus::Dhcp1::new(dhcpd.core.clone()))
-            .name("org.oxwrt.Dhcp")
-            .build()
-            .await
-            .expect("server");
-        let client = zbus::connection::Builder::address(bus.address.as_str())
-            .build()
-            .await
-            .expect("client");
-        let proxy = Dhcp1Proxy::new(&client).await.expect("proxy");
+        let iface = dhcpd::bus::Dhcp1::new(dhcpd.core.clone());
+        let server = bus.serve(DHCP_PATH, "org.oxwrt.Dhcp", iface).await;
+        let proxy = Dhcp1Proxy::new(&bus.client().await).await.expect("proxy");
         let signals = proxy.receive_leases_changed().await.expect("subscribe");
         // Changes queue up until they are published: the expiry at
         // dhcpd's first tick is not missed.

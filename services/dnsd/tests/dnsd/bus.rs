@@ -30,17 +30,10 @@ fn dns1_reports_the_cache_and_upstreams_and_flushes() {
             .build()
             .expect("runtime")
             .block_on(async move {
-                let _server = zbus::connection::Builder::address(bus.address.as_str())
-                    .serve_at(DNS_PATH, Dns1::new(shared))
-                    .name("org.oxwrt.Dns")
-                    .build()
-                    .await
-                    .expect("server");
-                let client = zbus::connection::Builder::address(bus.address.as_str())
-                    .build()
-                    .await
-                    .expect("client");
-                let dns = Dns1Proxy::new(&client).await.expect("proxy");
+                let _server = bus
+                    .serve(DNS_PATH, "org.oxwrt.Dns", Dns1::new(shared))
+                    .await;
+                let dns = Dns1Proxy::new(&bus.client().await).await.expect("proxy");
                 let stats = dns.cache_stats().await.expect("stats");
                 // One entry: dnsmasq's A record and its zone's NS record.
                 assert_eq!(

@@ -2,9 +2,7 @@
 //! follow the commits with `PropertiesChanged`, and `Counters()` reads the
 //! kernel.
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,48 +10,16 @@ use bus_schema::bus::{FIREWALL_PATH, Firewall1Proxy};
 use futures_util::StreamExt;
 use fwd::bus::{Firewall1, publish};
 use fwd::core::Core;
+use oxwrt_lab::testing::PrivateBus;
 use tokio::sync::Mutex;
 
 use crate::netns::{netns, require_root};
 use crate::{COUNTED, load, sections};
 
-/// A private dbus-daemon, killed on drop.
-struct Bus {
-    child: Child,
-    address: String,
-}
-
-impl Bus {
-    fn start() -> Option<Self> {
-        let mut child = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .ok()?;
-        // Ready once it prints its address.
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut()?)
-            .read_line(&mut line)
-            .ok()?;
-        Some(Self {
-            child,
-            address: line.trim().to_string(),
-        })
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn firewall1_publishes_commits_and_reads_counters() {
     require_root!();
-    let Some(bus) = Bus::start() else {
-        oxwrt_lab::testing::skip("dbus-daemon is not installed");
+    let Some(bus) = PrivateBus::start() else {
         return;
     };
     let (router, peer) = (netns(), netns());
@@ -74,19 +40,13 @@ fn firewall1_publishes_commits_and_reads_counters() {
         .expect("runtime");
     rt.block_on(async move {
         let core = Arc::new(Mutex::new(core));
-        let server = zbus::connection::Builder::address(bus.address.as_str())
-            .serve_at(FIREWALL_PATH, Firewall1::new(core.clone()))
-            .name("org.oxwrt.Firewall")
-            .build()
-            .await
-            .expect("server");
+        let iface = Firewall1::new(core.clone());
+        let server = bus.serve(FIREWALL_PATH, "org.oxwrt.Firewall", iface).await;
         let stats = core.lock().await.stats().clone();
         publish(&server, &stats).await;
-        let client = zbus::connection::Builder::address(bus.address.as_str())
-            .build()
+        let fw = Firewall1Proxy::new(&bus.client().await)
             .await
-            .expect("client");
-        let fw = Firewall1Proxy::new(&client).await.expect("proxy");
+            .expect("proxy");
         assert_eq!(fw.apply_count().await.expect("count"), 1);
         let ruleset = fw.ruleset().await.expect("ruleset");
         assert!(ruleset.starts_with("table inet oxwrt {"), "{ruleset}");
