@@ -17,7 +17,7 @@ mod transaction;
 use std::process::ExitCode;
 
 use bus_schema::bus::CONFIG_PATH;
-use oxwrt_daemon::{Env, exit, init_logging, notify_ready};
+use oxwrt_daemon::{Env, Termination, exit, init_logging, notify_ready};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -55,6 +55,7 @@ async fn main() -> ExitCode {
 async fn serve(env: &Env, config: bus::Config1, generation: u64) -> anyhow::Result<()> {
     use anyhow::Context;
     use futures_util::StreamExt;
+    let mut termination = Termination::install().context("signal handlers")?;
     let conn = zbus::connection::Builder::address(env.bus.as_str())
         .serve_at(CONFIG_PATH, config.clone())
         .name("org.oxwrt.Config")
@@ -67,12 +68,10 @@ async fn serve(env: &Env, config: bus::Config1, generation: u64) -> anyhow::Resu
     // from starting; transactions wait for the lock this holds.
     let (c, connection) = (config.clone(), conn.clone());
     tokio::spawn(async move { c.converge(&connection).await });
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // Every message ends when the connection does: the broker is gone.
     let mut messages = zbus::MessageStream::from(&conn);
     tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: exiting"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: exiting"),
+        () = termination.wait() => {}
         () = async { while messages.next().await.is_some() {} } => {
             anyhow::bail!("lost the bus connection");
         }

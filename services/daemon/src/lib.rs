@@ -132,12 +132,14 @@ pub async fn run_standalone<T>(
 /// whose span and field matching (and the regex engine behind it) no
 /// daemon uses, and which costs every daemon's binary and memory.
 pub fn log_filter() -> tracing_subscriber::filter::Targets {
-    std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
-        })
+    filter_of(std::env::var("RUST_LOG").ok().as_deref())
+}
+
+/// The filter `RUST_LOG=value` asks for; `info` when unset or unreadable.
+fn filter_of(value: Option<&str>) -> tracing_subscriber::filter::Targets {
+    value.and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+    })
 }
 
 /// Sets up tracing to stderr (oxinit forwards it to the journal or its
@@ -180,21 +182,49 @@ pub async fn run_serving<D: Domain>(
 }
 
 /// SIGTERM and SIGINT, caught from the moment of [`Termination::install`]
-/// (so one that arrives during start-up is not lost).
+/// (so one that arrives during start-up is not lost, nor kills the
+/// process by its default action).
 #[derive(Debug)]
-struct Termination(tokio::signal::unix::Signal);
+pub struct Termination {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
 
 impl Termination {
-    /// Installs the SIGTERM handler (SIGINT is caught by `wait`).
-    fn install() -> std::io::Result<Termination> {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map(Termination)
+    /// Installs the handlers of both signals.
+    pub fn install() -> std::io::Result<Termination> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Termination {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
 
     /// Returns at SIGTERM or SIGINT, logging which.
-    async fn wait(&mut self) {
+    pub async fn wait(&mut self) {
         tokio::select! {
-            _ = self.0.recv() => tracing::info!("SIGTERM: exiting"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: exiting"),
+            _ = self.term.recv() => tracing::info!("SIGTERM: exiting"),
+            _ = self.int.recv() => tracing::info!("SIGINT: exiting"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::filter_of;
+
+    #[test]
+    fn the_log_filter_takes_levels_per_target_and_falls_back_to_info() {
+        let f = filter_of(Some("warn,dnsd=debug"));
+        assert!(f.would_enable("dnsd::cache", &Level::DEBUG));
+        assert!(!f.would_enable("dhcpd", &Level::INFO));
+        assert!(f.would_enable("dhcpd", &Level::WARN));
+        for fallback in [None, Some("dnsd=loud")] {
+            let f = filter_of(fallback);
+            assert!(f.would_enable("dnsd", &Level::INFO), "{fallback:?}");
+            assert!(!f.would_enable("dnsd", &Level::DEBUG), "{fallback:?}");
         }
     }
 }

@@ -497,6 +497,31 @@ mod tests {
     }
 
     #[test]
+    fn one_large_answer_reserves_its_size_and_never_keeps_the_pools_bloated() {
+        let t0 = Instant::now();
+        let mut c = Cache::new(10_000);
+        let big = answer_txt("big.example.", 60_000);
+        c.insert(big.question(), &big, 60, t0);
+        assert!(
+            c.answers.reserved() < 2 * 65_535,
+            "{}",
+            c.answers.reserved()
+        );
+        // Below the compaction bound after every insert, so no insert
+        // copies the cache.
+        for i in 0..300 {
+            let a = answer_named(&format!("s{i}.example."), 1 + i % 20);
+            c.insert(a.question(), &a, 60, t0);
+            assert!(
+                c.answers.reserved() <= 4 * c.answers.used() + COMPACT_SLACK,
+                "after {i}: {} bytes held for {}",
+                c.answers.reserved(),
+                c.answers.used()
+            );
+        }
+    }
+
+    #[test]
     fn slots_are_reused_and_never_outnumber_the_capacity() {
         let t0 = Instant::now();
         let mut c = Cache::new(100);

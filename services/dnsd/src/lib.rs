@@ -24,7 +24,7 @@ pub mod query;
 pub mod resolver;
 pub mod server;
 pub mod settings;
-pub mod store;
+mod store;
 pub mod upstream;
 pub mod wan;
 pub mod wire;

@@ -21,8 +21,12 @@ const CLASSES: [usize; 22] = [
     22145, 33218, 49827, 65535,
 ];
 
-/// Blocks a pool grows by at least.
-const MIN_GROWTH: usize = 16;
+/// Bytes a pool grows by at least (one block when its blocks are larger):
+/// a budget in bytes, not in blocks, so one 64 KB answer reserves 64 KB,
+/// not sixteen times that. The pools below this size waste at most
+/// 13 × 4 KB between them, which keeps a freshly compacted store under
+/// the cache's compaction bound.
+const MIN_GROWTH_BYTES: usize = 4096;
 
 /// Where one answer's bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +71,8 @@ impl Store {
             None => {
                 let blocks = pool.bytes.len() / size;
                 if pool.bytes.len() == pool.bytes.capacity() {
-                    pool.bytes.reserve_exact(blocks.max(MIN_GROWTH) * size);
+                    let least = (MIN_GROWTH_BYTES / size).max(1);
+                    pool.bytes.reserve_exact(blocks.max(least) * size);
                 }
                 pool.bytes.resize(pool.bytes.len() + size, 0);
                 u32::try_from(blocks).ok()?
