@@ -30,6 +30,7 @@ mod paths;
 mod phase;
 mod pid1;
 mod reaper;
+mod sandbox;
 mod spawn;
 mod spec;
 mod supervisor;
@@ -194,9 +195,10 @@ async fn run(args: Args) -> anyhow::Result<u8> {
         }
     };
     for s in &specs {
-        paths
-            .create_service_state(&s.name, s.user, as_root)
-            .with_context(|| format!("create state dir of {}", s.name))?;
+        for dir in sandbox::files::state_dirs(s, &paths) {
+            Paths::create_state_dir(&dir, s.user, as_root)
+                .with_context(|| format!("create state dir {} of {}", dir.display(), s.name))?;
+        }
     }
     broker::write_files(&paths).context("write the broker policy")?;
 

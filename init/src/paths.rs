@@ -81,12 +81,12 @@ impl Paths {
         Ok(())
     }
 
-    /// Creates `$STATE/<service>` owned by `uid` (when we may chown).
-    pub fn create_service_state(&self, service: &str, uid: u32, as_root: bool) -> io::Result<()> {
-        let dir = self.service_state(service);
-        mkdir_0755(&dir)?;
+    /// Creates a service's state directory `dir` owned by `uid` (when we
+    /// may chown).
+    pub fn create_state_dir(dir: &Path, uid: u32, as_root: bool) -> io::Result<()> {
+        mkdir_0755(dir)?;
         if as_root {
-            std::os::unix::fs::chown(&dir, Some(uid), Some(uid))?;
+            std::os::unix::fs::chown(dir, Some(uid), Some(uid))?;
         }
         Ok(())
     }

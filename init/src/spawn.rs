@@ -1,5 +1,6 @@
-//! Spawning one service process: environment, uid, process group,
-//! piped output and the ready descriptor (fd 3). The reaper, not this
+//! Spawning one service process: environment, uid and capabilities,
+//! process group, piped output, the ready descriptor (fd 3) and the
+//! sandbox (`sandbox/`). The reaper, not this
 //! module, waits for the process.
 //!
 //! The one module with `unsafe`: `pre_exec` runs between fork and exec
@@ -21,6 +22,7 @@ use nix::{fcntl::OFlag, libc, unistd::pipe2};
 
 use crate::{
     paths::Paths,
+    sandbox::{Sandbox, SandboxError},
     spec::{Ready, ServiceSpec},
 };
 
@@ -52,6 +54,9 @@ pub enum SpawnError {
     /// A capability name is not one Linux has.
     #[error("unknown capability {0:?}")]
     Capability(String),
+    /// The sandbox could not be prepared.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     /// fork/exec failed.
     #[error("exec {exec}: {source}")]
     Exec { exec: String, source: io::Error },
@@ -203,14 +208,6 @@ pub fn spawn(spec: &ServiceSpec, paths: &Paths, as_root: bool) -> Result<Spawned
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if as_root && !spec.privileged {
-        let drop = Privileges::for_spec(spec)?;
-        // SAFETY: `Privileges::drop_to` makes only raw prctl, set*id and
-        // capset syscalls (async-signal-safe) on values copied before fork.
-        unsafe {
-            cmd.pre_exec(move || drop.drop_to());
-        }
-    }
     let mut ready = None;
     if spec.ready == Ready::Fd {
         let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
@@ -259,6 +256,21 @@ pub fn spawn(spec: &ServiceSpec, paths: &Paths, as_root: bool) -> Result<Spawned
                     return Err(io::Error::last_os_error());
                 }
                 Ok(())
+            });
+        }
+    }
+    if as_root && !spec.privileged {
+        let drop = Privileges::for_spec(spec)?;
+        let sandbox = Sandbox::prepare(spec, paths)?;
+        // SAFETY: `Sandbox::enter_namespace`, `Privileges::drop_to` and
+        // `Sandbox::confine` make only raw syscalls (async-signal-safe) on
+        // values prepared before fork. Registered last, so the seccomp
+        // filter comes after every other hook's syscalls.
+        unsafe {
+            cmd.pre_exec(move || {
+                sandbox.enter_namespace()?;
+                drop.drop_to()?;
+                sandbox.confine()
             });
         }
     }

@@ -10,9 +10,10 @@
 //! ready = "fd"                     # "fd" (one line on fd 3) or "spawned"
 //! depends_on = ["bus"]
 //! phase = "services"               # "bus", "config" or "services"
-//! capabilities = []                # stored; applied by a later issue
-//! seccomp = "name"                 # stored; applied by a later issue
-//! landlock = "name"                # stored; applied by a later issue
+//! capabilities = []                # kept; every other one is dropped
+//! seccomp = "name"                 # a policy of init/sandbox/seccomp.toml
+//! landlock = "name"                # a files profile (sandbox/files.rs):
+//!                                  # landlock ruleset and mount namespace
 //! start_timeout_ms = 30000
 //! term_timeout_ms = 5000
 //! [service.respawn]
@@ -85,11 +86,12 @@ pub struct ServiceSpec {
     pub args: Vec<String>,
     /// uid (and gid) it runs as.
     pub user: u32,
-    /// Capabilities it keeps (stored only for now).
+    /// Capabilities it keeps.
     pub capabilities: Vec<String>,
-    /// Seccomp profile name (stored only for now).
+    /// Its seccomp policy (`init/sandbox/seccomp.toml`), if any.
     pub seccomp: Option<String>,
-    /// Landlock profile name (stored only for now).
+    /// Its files profile (`sandbox/files.rs`), if any: the landlock
+    /// ruleset and the mount namespace with a read-only system.
     pub landlock: Option<String>,
     /// Services that must be ready before this one starts.
     pub depends_on: Vec<String>,
@@ -231,7 +233,7 @@ impl ServiceSpec {
 
 /// The services oxinit ships, in declaration order.
 pub fn builtins(paths: &Paths) -> Vec<ServiceSpec> {
-    let mut configd = ServiceSpec::new("configd", "configd", Phase::Config);
+    let mut configd = sandboxed(ServiceSpec::new("configd", "configd", Phase::Config));
     configd.depends_on = vec!["bus".into()];
     let netd = daemon(
         "netd",
@@ -274,10 +276,17 @@ pub fn builtins(paths: &Paths) -> Vec<ServiceSpec> {
 /// A config-consuming daemon: its binary of the same name, its uid from
 /// the bus policy table, started once configd is ready.
 fn daemon(name: &str, capabilities: &[&str]) -> ServiceSpec {
-    let mut spec = ServiceSpec::new(name, name, Phase::Services);
+    let mut spec = sandboxed(ServiceSpec::new(name, name, Phase::Services));
     spec.user = bus_schema::bus::policy::by_service(name).map_or(NOBODY, |p| p.uid);
     spec.capabilities = capabilities.iter().map(|c| c.to_string()).collect();
     spec.depends_on = vec!["configd".into()];
+    spec
+}
+
+/// `spec` with the seccomp policy and files profile of its own name.
+fn sandboxed(mut spec: ServiceSpec) -> ServiceSpec {
+    spec.seccomp = Some(spec.name.clone());
+    spec.landlock = Some(spec.name.clone());
     spec
 }
 

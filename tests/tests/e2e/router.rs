@@ -357,6 +357,52 @@ fn restarting_netd_and_fwd_changes_nothing_in_the_kernel_and_netd_repairs_its_ow
     });
 }
 
+/// From `/proc/PID/mountinfo`: `name` has a mount namespace of its own,
+/// where `/` is read-only, `/tmp` a private tmpfs, and only its own
+/// state directories writable.
+fn sandboxed_mounts(name: &str, pid: u32) -> Result<(), BoxError> {
+    let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/mnt"));
+    if ns(&pid.to_string())? == ns("self")? {
+        return Err(format!("{name} shares the test's mount namespace").into());
+    }
+    let info = fs::read_to_string(format!("/proc/{pid}/mountinfo"))?;
+    // Fields: id parent major:minor root mountpoint options ... - fstype.
+    let mounts: Vec<(&str, &str, &str)> = info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dash = f.iter().position(|x| *x == "-")?;
+            Some((*f.get(4)?, *f.get(5)?, *f.get(dash + 1)?))
+        })
+        .collect();
+    let root = mounts.iter().find(|m| m.0 == "/").ok_or("no / mount")?;
+    assert!(
+        root.1.split(',').any(|o| o == "ro"),
+        "{name}: / is {}",
+        root.1
+    );
+    let tmp = mounts
+        .iter()
+        .rev()
+        .find(|m| m.0 == "/tmp")
+        .ok_or("no /tmp mount")?;
+    assert_eq!(tmp.2, "tmpfs", "{name}: a private /tmp");
+    let writable: Vec<&str> = mounts
+        .iter()
+        .filter(|m| m.1.split(',').any(|o| o == "rw") && m.0 != "/tmp")
+        .map(|m| m.0)
+        .collect();
+    for w in &writable {
+        assert!(
+            w.ends_with(&format!("/var/lib/oxwrt/{name}"))
+                || (name == "configd"
+                    && (w.ends_with("/etc/oxwrt") || w.ends_with("/var/lib/oxwrt/config"))),
+            "{name}: {w} is writable"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn each_daemon_runs_as_its_uid_with_only_its_capabilities() {
     testing::run(LIMIT, |scope| {
@@ -387,6 +433,9 @@ fn each_daemon_runs_as_its_uid_with_only_its_capabilities() {
             };
             assert_eq!(field("Uid:"), vec![uid.to_string(); 4], "{name}");
             assert_eq!(field("NoNewPrivs:"), ["1"], "{name}");
+            assert_eq!(field("Seccomp:"), ["2"], "{name}: a seccomp filter");
+            assert_eq!(field("Seccomp_filters:"), ["1"], "{name}");
+            sandboxed_mounts(name, pid)?;
             for set in ["CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
                 let have = field(set)
                     .first()

@@ -1,0 +1,167 @@
+//! What each service may touch in the file system, as data with a reason
+//! per entry. One profile drives two layers: the landlock ruleset (what
+//! the process may open at all) and its mount namespace (what stays
+//! writable in a read-only view of the system).
+
+use std::path::PathBuf;
+
+use crate::{paths::Paths, spec::ServiceSpec};
+
+/// Where a grant points, resolved against the router's paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    /// `$ETC`.
+    Etc,
+    /// `$STATE/<the service's own name>`.
+    OwnState,
+    /// `$STATE/<dir>`.
+    State(&'static str),
+}
+
+/// One grant: everything beneath `anchor`, read-only or read-write.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant {
+    /// Where.
+    pub anchor: Anchor,
+    /// Read-write (create, rename, remove beneath it), or read-only.
+    pub write: bool,
+    /// Why the service needs it.
+    pub why: &'static str,
+}
+
+const fn read(anchor: Anchor, why: &'static str) -> Grant {
+    Grant {
+        anchor,
+        write: false,
+        why,
+    }
+}
+
+const fn write(anchor: Anchor, why: &'static str) -> Grant {
+    Grant {
+        anchor,
+        write: true,
+        why,
+    }
+}
+
+/// The profiles by name. Every profile also gets [`SYSTEM`] and its own
+/// binary (read and execute).
+pub static PROFILES: &[(&str, &[Grant])] = &[
+    (
+        "configd",
+        &[
+            write(
+                Anchor::Etc,
+                "the operator's config pair; a committed generation is copied back to it",
+            ),
+            write(
+                Anchor::State("config"),
+                "generations, the snapshot ring, the hash key",
+            ),
+        ],
+    ),
+    (
+        "netd",
+        &[write(
+            Anchor::OwnState,
+            "the objects it owns and the WAN's DHCP lease",
+        )],
+    ),
+    ("fwd", &[]),
+    ("dhcpd", &[write(Anchor::OwnState, "the lease journal")]),
+    (
+        "dnsd",
+        &[read(
+            Anchor::Etc,
+            "blocklist files named by the config (the secrets file stays 0600 root)",
+        )],
+    ),
+];
+
+/// Read-only system paths of every profile (a path that does not exist is
+/// skipped), and why.
+pub static SYSTEM: &[(&str, &str)] = &[
+    ("/lib", "the dynamic loader, libc, libnftnl"),
+    ("/lib64", "the dynamic loader"),
+    ("/usr/lib", "shared libraries"),
+    ("/usr/lib64", "shared libraries"),
+    ("/etc/ld.so.cache", "the dynamic loader's index"),
+    ("/etc/localtime", "the time zone of log timestamps"),
+    ("/usr/share/zoneinfo", "the time-zone database"),
+    ("/proc", "its own /proc/self (fd checks, stack bounds)"),
+    (
+        "/sys",
+        "device attributes, cgroup limits sizing thread pools",
+    ),
+    ("/dev/urandom", "random seeds where getrandom is not used"),
+];
+
+/// Read-write device nodes of every profile.
+pub static DEVICES: &[(&str, &str)] = &[("/dev/null", "std's null stdio")];
+
+/// The grants of profile `name`, if it exists.
+pub fn profile(name: &str) -> Option<&'static [Grant]> {
+    PROFILES.iter().find(|(n, _)| *n == name).map(|(_, g)| *g)
+}
+
+impl Anchor {
+    /// The directory it means for `service`.
+    pub fn resolve(self, paths: &Paths, service: &str) -> PathBuf {
+        match self {
+            Anchor::Etc => paths.etc.clone(),
+            Anchor::OwnState => paths.service_state(service),
+            Anchor::State(dir) => paths.state.join(dir),
+        }
+    }
+}
+
+/// The resolved grants of `service`: (path, write).
+pub fn resolve(grants: &[Grant], paths: &Paths, service: &str) -> Vec<(PathBuf, bool)> {
+    grants
+        .iter()
+        .map(|g| {
+            let path = g.anchor.resolve(paths, service);
+            tracing::debug!(service, path = %path.display(), write = g.write, why = g.why, "files grant");
+            (path, g.write)
+        })
+        .collect()
+}
+
+/// The state directories oxinit makes for `spec` before starting it,
+/// owned by its uid: `$STATE/<name>`, and each directory under `$STATE`
+/// its profile may write (they must exist to be mounted writable).
+pub fn state_dirs(spec: &ServiceSpec, paths: &Paths) -> Vec<PathBuf> {
+    let mut dirs = vec![paths.service_state(&spec.name)];
+    let grants = spec
+        .landlock
+        .as_deref()
+        .and_then(profile)
+        .unwrap_or_default();
+    for (dir, write) in resolve(grants, paths, &spec.name) {
+        if write && dir.starts_with(&paths.state) && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_grant_says_why_and_every_daemon_has_a_profile() {
+        for (name, grants) in PROFILES {
+            for g in *grants {
+                assert!(!g.why.is_empty(), "{name}: {:?}", g.anchor);
+            }
+        }
+        for (path, why) in SYSTEM.iter().chain(DEVICES) {
+            assert!(path.starts_with('/') && !why.is_empty(), "{path}");
+        }
+        for name in ["configd", "netd", "fwd", "dhcpd", "dnsd"] {
+            assert!(profile(name).is_some(), "{name}");
+        }
+    }
+}

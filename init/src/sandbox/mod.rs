@@ -1,0 +1,140 @@
+//! A service's sandbox beyond its uid and capabilities (those are
+//! `spawn.rs`): a mount namespace with a read-only view of the system and
+//! a private `/tmp`, a landlock ruleset, and a seccomp allow-list, each
+//! from the service's spec. Everything is prepared before fork; between
+//! fork and exec the child only makes syscalls, in this order:
+//!
+//! 1. [`Sandbox::enter_namespace`], as root (mounting needs it);
+//! 2. the uid switch, capabilities and `no_new_privs` (`spawn.rs`);
+//! 3. [`Sandbox::confine`]: landlock, then seccomp last, so the filter
+//!    need not allow the set-up calls, only the exec and what follows.
+#![allow(unsafe_code)]
+
+pub mod files;
+mod landlock;
+mod mounts;
+pub mod seccomp;
+
+use std::{
+    io,
+    os::fd::{AsRawFd, OwnedFd},
+    path::{Path, PathBuf},
+};
+
+use nix::libc;
+use seccompiler::sock_filter;
+
+use crate::{paths::Paths, spec::ServiceSpec};
+
+/// Errors of preparing a sandbox (before fork).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The spec names a seccomp policy `seccomp.toml` does not have.
+    #[error("unknown seccomp policy {0:?}")]
+    UnknownSeccomp(String),
+    /// The spec names a files profile `files.rs` does not have.
+    #[error("unknown files profile {0:?}")]
+    UnknownFiles(String),
+    /// The landlock ruleset could not be built.
+    #[error("landlock ruleset: {0}")]
+    Landlock(#[from] ::landlock::RulesetError),
+    /// The mount namespace could not be planned.
+    #[error("mount namespace: {0}")]
+    Mounts(#[from] mounts::MountError),
+}
+
+/// A prepared sandbox; [`Sandbox::enter_namespace`] and
+/// [`Sandbox::confine`] apply it in the child.
+#[derive(Debug, Default)]
+pub struct Sandbox {
+    mounts: Option<mounts::Plan>,
+    landlock: Option<OwnedFd>,
+    seccomp: Option<&'static [sock_filter]>,
+}
+
+impl Sandbox {
+    /// Prepares `spec`'s sandbox: its files profile (`landlock`) gives the
+    /// mount namespace and the landlock ruleset, its `seccomp` policy the
+    /// filter. A spec with neither gets an empty sandbox.
+    pub fn prepare(spec: &ServiceSpec, paths: &Paths) -> Result<Self, SandboxError> {
+        let mut sandbox = Sandbox::default();
+        if let Some(name) = &spec.seccomp {
+            if !seccomp::exists(name) {
+                return Err(SandboxError::UnknownSeccomp(name.clone()));
+            }
+            sandbox.seccomp = seccomp::program(name);
+            if sandbox.seccomp.is_none() {
+                tracing::warn!(
+                    service = spec.name,
+                    "no seccomp filter on this architecture; running without one"
+                );
+            }
+        }
+        if let Some(name) = &spec.landlock {
+            let grants =
+                files::profile(name).ok_or_else(|| SandboxError::UnknownFiles(name.clone()))?;
+            let exec = paths.resolve_exec(&spec.exec);
+            let granted = files::resolve(grants, paths, &spec.name);
+            let writable: Vec<PathBuf> = granted
+                .iter()
+                .filter(|(_, w)| *w)
+                .map(|(p, _)| p.clone())
+                .collect();
+            let mut needed: Vec<PathBuf> = granted
+                .iter()
+                .filter(|(_, w)| !*w)
+                .map(|(p, _)| p.clone())
+                .collect();
+            needed.push(paths.run.clone());
+            needed.extend(exec.parent().map(Path::to_path_buf));
+            sandbox.mounts = Some(mounts::Plan::new(&writable, &needed)?);
+
+            let mut read: Vec<&Path> = files::SYSTEM.iter().map(|(p, _)| Path::new(p)).collect();
+            read.push(&paths.run);
+            read.extend(needed.iter().map(PathBuf::as_path));
+            let mut write: Vec<&Path> = files::DEVICES.iter().map(|(p, _)| Path::new(p)).collect();
+            write.extend(writable.iter().map(PathBuf::as_path));
+            let execute = [
+                Path::new("/lib"),
+                Path::new("/lib64"),
+                Path::new("/usr/lib"),
+                &exec,
+            ];
+            sandbox.landlock = landlock::ruleset(&read, &execute, &write)?;
+            if sandbox.landlock.is_none() {
+                tracing::warn!(
+                    service = spec.name,
+                    "this kernel has no landlock; running without a landlock ruleset"
+                );
+            }
+        }
+        Ok(sandbox)
+    }
+
+    /// In the child, as root: the mount namespace, if any.
+    pub fn enter_namespace(&self) -> io::Result<()> {
+        match &self.mounts {
+            Some(plan) => plan.enter(),
+            None => Ok(()),
+        }
+    }
+
+    /// In the child, after `no_new_privs`: the landlock ruleset, then the
+    /// seccomp filter.
+    pub fn confine(&self) -> io::Result<()> {
+        if let Some(fd) = &self.landlock {
+            // SAFETY: a plain syscall on a descriptor owned by `self`.
+            let rc = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, fd.as_raw_fd(), 0) };
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if let Some(program) = self.seccomp {
+            seccompiler::apply_filter(program).map_err(|e| match e {
+                seccompiler::Error::Seccomp(e) | seccompiler::Error::Prctl(e) => e,
+                _ => io::Error::from_raw_os_error(libc::EINVAL),
+            })?;
+        }
+        Ok(())
+    }
+}
