@@ -55,6 +55,9 @@ impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Exit::Code(c) => write!(f, "exited {c}"),
+            Exit::Signal(s) if s == "SIGSYS" => {
+                write!(f, "killed by SIGSYS (a syscall outside its seccomp policy)")
+            }
             Exit::Signal(s) => write!(f, "killed by {s}"),
             Exit::SpawnFailed(e) => write!(f, "spawn failed: {e}"),
         }

@@ -31,6 +31,66 @@ struct Args {
     /// Exits at once with this status, before joining.
     #[arg(long)]
     exit_with: Option<u8>,
+    /// Before joining, tries what a sandbox allows and forbids (files
+    /// inside and outside its state, `/tmp`, a UDP socket) and records
+    /// each outcome as one `probe` line.
+    #[arg(long)]
+    probe: bool,
+    /// Before joining, makes one syscall its seccomp policy should kill it
+    /// for: `netlink` (a socket of a family it may not open) or `mount`.
+    #[arg(long)]
+    forbidden: Option<String>,
+}
+
+/// The outcome of each sandbox probe, "ok" or the error.
+fn probes(service: &str) -> serde_json::Map<String, serde_json::Value> {
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let (etc, state) = (env("OXWRT_ETC"), env("OXWRT_STATE"));
+    let outcome = |r: std::io::Result<()>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.kind().to_string(),
+    };
+    let write = |path: String| outcome(std::fs::write(path, "probe"));
+    let mut out = serde_json::Map::new();
+    let mut put = |k: &str, v: String| out.insert(k.into(), v.into());
+    put("write_own_state", write(format!("{state}/{service}/probe")));
+    put("write_other_state", write(format!("{state}/configd/probe")));
+    put("write_etc", write(format!("{etc}/probe")));
+    put("write_tmp", write("/tmp/probe".into()));
+    put(
+        "read_etc",
+        outcome(std::fs::read(format!("{etc}/oxwrt.toml")).map(drop)),
+    );
+    put(
+        "read_host_etc",
+        outcome(std::fs::read("/etc/hostname").map(drop)),
+    );
+    put(
+        "udp_socket",
+        outcome(std::net::UdpSocket::bind("127.0.0.1:0").map(drop)),
+    );
+    out
+}
+
+/// Makes the syscall `what` names; returns only if it was allowed.
+fn forbidden(what: &str) -> std::io::Result<()> {
+    match what {
+        "netlink" => socket2::Socket::new(
+            socket2::Domain::from(nix::libc::AF_NETLINK),
+            socket2::Type::RAW,
+            None,
+        )
+        .map(drop),
+        "mount" => nix::mount::mount(
+            Some("none"),
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_REMOUNT,
+            None::<&str>,
+        )
+        .map_err(std::io::Error::from),
+        other => Err(std::io::Error::other(format!("no probe {other}"))),
+    }
 }
 
 struct Test {
@@ -83,6 +143,24 @@ async fn main() -> ExitCode {
         return ExitCode::from(code);
     }
     oxwrt_daemon::init_logging();
+    if let Some(what) = &args.forbidden {
+        tracing::error!("{what}: allowed ({:?})", forbidden(what));
+        return ExitCode::from(70);
+    }
+    if args.probe {
+        let line = serde_json::json!({ "op": "probe", "results": probes(&args.service) });
+        let recorded = args.record.as_ref().map(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| writeln!(f, "{line}"))
+        });
+        if let Some(Err(e)) = recorded {
+            tracing::error!("record the probes: {e}");
+            return ExitCode::from(70);
+        }
+    }
     let service = args.service.clone();
     match oxwrt_daemon::run(&service, Test { args }).await {
         Ok(()) => ExitCode::SUCCESS,

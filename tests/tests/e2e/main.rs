@@ -6,4 +6,5 @@
 mod lab;
 mod lan;
 mod router;
+mod sandbox;
 mod spine;

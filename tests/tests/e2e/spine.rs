@@ -43,32 +43,39 @@ pub(crate) fn built(name: &str) -> Result<PathBuf, BoxError> {
 }
 
 /// A stand-in daemon for the `--extra-services` file.
-struct Testd<'a> {
-    service: &'a str,
-    args: &'a [&'a str],
+pub(crate) struct Testd<'a> {
+    pub(crate) service: &'a str,
+    pub(crate) args: &'a [&'a str],
+    /// Run under this daemon's uid, seccomp policy and files profile (and
+    /// record into its state directory, the one place it may write).
+    pub(crate) sandbox: Option<&'a str>,
 }
 
 impl<'a> Testd<'a> {
     /// One that does what it is told and records it.
-    fn plain(service: &'a str) -> Self {
-        Self { service, args: &[] }
+    pub(crate) fn plain(service: &'a str) -> Self {
+        Self {
+            service,
+            args: &[],
+            sandbox: None,
+        }
     }
 }
 
 /// oxinit running in a lab's router namespace.
-struct Stack {
+pub(crate) struct Stack {
     /// Torn down when the stack is dropped.
     _lab: Lab,
     oxinit: Option<ChildGuard>,
     root: PathBuf,
     /// A directory every test daemon uid may write to.
     shared: PathBuf,
-    rt: tokio::runtime::Runtime,
+    pub(crate) rt: tokio::runtime::Runtime,
     conn: zbus::Connection,
 }
 
 impl Stack {
-    fn start(scope: &Scope, daemons: &[Testd<'_>]) -> Result<Stack, BoxError> {
+    pub(crate) fn start(scope: &Scope, daemons: &[Testd<'_>]) -> Result<Stack, BoxError> {
         Self::start_without(scope, daemons, &[])
     }
 
@@ -88,9 +95,9 @@ impl Stack {
 
         let mut services = String::new();
         for d in daemons {
-            let principal = bus_schema::bus::policy::by_service(d.service)
+            let principal = bus_schema::bus::policy::by_service(d.sandbox.unwrap_or(d.service))
                 .ok_or_else(|| format!("no principal {}", d.service))?;
-            let record = shared.join(format!("{}.jsonl", d.service));
+            let record = Self::record_path(&root, d);
             let mut args = vec![
                 "--service".to_string(),
                 d.service.to_string(),
@@ -99,12 +106,16 @@ impl Stack {
             ];
             args.extend(d.args.iter().map(|a| a.to_string()));
             services.push_str(&format!(
-                "[[service]]\nname = {:?}\nexec = {:?}\nargs = {:?}\nuser = {}\ndepends_on = [\"configd\"]\n[service.respawn]\nbackoff_min_ms = 50\nbackoff_max_ms = 400\nmax_crashes = 3\nwindow_ms = 30000\n",
+                "[[service]]\nname = {:?}\nexec = {:?}\nargs = {:?}\nuser = {}\ndepends_on = [\"configd\"]\n",
                 d.service,
                 testd.display().to_string(),
                 args,
                 principal.uid,
             ));
+            if let Some(profile) = d.sandbox {
+                services.push_str(&format!("seccomp = {profile:?}\nlandlock = {profile:?}\n"));
+            }
+            services.push_str("[service.respawn]\nbackoff_min_ms = 50\nbackoff_max_ms = 400\nmax_crashes = 3\nwindow_ms = 30000\n");
         }
         let bin_dir = oxinit.parent().ok_or("no bin dir")?.to_path_buf();
         // The real daemons stay out unless a test daemon stands in for them.
@@ -144,7 +155,7 @@ impl Stack {
         bus_schema::bus::address_for(&self.root.join("run/oxwrt"))
     }
 
-    fn init(&self) -> Result<Init1Proxy<'static>, BoxError> {
+    pub(crate) fn init(&self) -> Result<Init1Proxy<'static>, BoxError> {
         Ok(self.rt.block_on(
             Init1Proxy::builder(&self.conn)
                 .cache_properties(zbus::proxy::CacheProperties::No)
@@ -170,14 +181,14 @@ impl Stack {
         Ok(self.rt.block_on(init.list_services())?)
     }
 
-    fn service(&self, name: &str) -> Result<ServiceStatus, BoxError> {
+    pub(crate) fn service(&self, name: &str) -> Result<ServiceStatus, BoxError> {
         self.services()?
             .into_iter()
             .find(|s| s.name == name)
             .ok_or_else(|| format!("no service {name}").into())
     }
 
-    fn wait_service(
+    pub(crate) fn wait_service(
         &self,
         name: &str,
         what: &str,
@@ -210,6 +221,25 @@ impl Stack {
     }
 
     /// What a test daemon recorded: `(op, section names, sections JSON)`.
+    /// Where test daemon `d` records what it receives.
+    fn record_path(root: &Path, d: &Testd<'_>) -> PathBuf {
+        match d.sandbox {
+            Some(_) => root
+                .join("var/lib/oxwrt")
+                .join(d.service)
+                .join("record.jsonl"),
+            None => root.join("shared").join(format!("{}.jsonl", d.service)),
+        }
+    }
+
+    /// The lines test daemon `d` recorded, as JSON.
+    pub(crate) fn record_json(&self, d: &Testd<'_>) -> Vec<serde_json::Value> {
+        let text = fs::read_to_string(Self::record_path(&self.root, d)).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     fn record(&self, service: &str) -> Vec<(String, Vec<String>, String)> {
         let path = self.shared.join(format!("{service}.jsonl"));
         let text = fs::read_to_string(path).unwrap_or_default();
@@ -388,6 +418,7 @@ fn a_failed_apply_reverts_the_generation_and_leaves_the_disk_alone() {
                 Testd {
                     service: "fwd",
                     args: &["--fail-apply-if", "\"fail-me\""],
+                    sandbox: None,
                 },
             ],
         )?;
@@ -495,6 +526,7 @@ fn killing_configd_during_an_apply_leaves_a_whole_config_and_a_consistent_genera
             &[Testd {
                 service: "netd",
                 args: &["--apply-delay-ms", "1500"],
+                sandbox: None,
             }],
         )?;
         let etc = stack.root.join("etc/oxwrt/oxwrt.toml");
@@ -569,10 +601,12 @@ fn oxinit_restarts_a_killed_daemon_fails_a_crash_loop_and_restarts_only_what_it_
                 Testd {
                     service: "wifid",
                     args: &["--exit-with", "1"],
+                    sandbox: None,
                 },
                 Testd {
                     service: "ctld",
                     args: &["--exit-with", "78"],
+                    sandbox: None,
                 },
             ],
         )?;
