@@ -498,7 +498,8 @@ pub struct Dns {
     pub rebind_protection: bool,
     /// Domains exempt from rebind protection.
     pub rebind_allow: Vec<String>,
-    /// Files listing blocked domains, one per line.
+    /// Files listing blocked domains, one per line. Keep them in
+    /// `/etc/oxwrt` beside the config: dnsd's sandbox reads nothing else.
     pub blocklists: Vec<String>,
     /// Answer for blocked names: `nxdomain` or `zero` (0.0.0.0 / ::).
     pub block_response: BlockResponse,
