@@ -27,7 +27,10 @@ use std::{collections::HashSet, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
-use crate::paths::Paths;
+use crate::{
+    paths::Paths,
+    sandbox::{files, seccomp},
+};
 
 /// Which boot phase starts a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -133,6 +136,12 @@ pub enum SpecError {
     /// Two services with one name.
     #[error("service {0} is declared twice")]
     Duplicate(String),
+    /// A service names a seccomp policy `seccomp.toml` does not have.
+    #[error("service {0}: unknown seccomp policy {1:?}")]
+    UnknownSeccomp(String, String),
+    /// A service names a files profile that does not exist.
+    #[error("service {0}: unknown files profile (landlock) {1:?}")]
+    UnknownFiles(String, String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,6 +342,14 @@ pub fn merge(
         }
     }
     out.retain(|s| !without.contains(&s.name));
+    for s in &out {
+        if let Some(p) = s.seccomp.as_ref().filter(|p| !seccomp::exists(p)) {
+            return Err(SpecError::UnknownSeccomp(s.name.clone(), p.clone()));
+        }
+        if let Some(p) = s.landlock.as_ref().filter(|p| files::profile(p).is_none()) {
+            return Err(SpecError::UnknownFiles(s.name.clone(), p.clone()));
+        }
+    }
     Ok(out)
 }
 
@@ -410,7 +427,16 @@ max_crashes = 2
     }
 
     #[test]
-    fn unknown_fields_and_duplicates_are_refused() {
+    fn builtin_daemons_have_a_sandbox_of_their_own_name() {
+        for spec in builtins(&paths()).iter().filter(|s| s.name != "bus") {
+            assert_eq!(spec.seccomp.as_deref(), Some(spec.name.as_str()));
+            assert_eq!(spec.landlock.as_deref(), Some(spec.name.as_str()));
+        }
+        merge(builtins(&paths()), vec![], &[]).expect("every builtin profile exists");
+    }
+
+    #[test]
+    fn unknown_fields_duplicates_and_unknown_profiles_are_refused() {
         let bad = "[[service]]\nname = \"a\"\nexec = \"x\"\nbogus = 1\n";
         assert!(matches!(
             parse_extra(bad, Path::new("x")),
@@ -420,5 +446,15 @@ max_crashes = 2
             "[[service]]\nname = \"a\"\nexec = \"x\"\n[[service]]\nname = \"a\"\nexec = \"y\"\n";
         let extra = parse_extra(twice, Path::new("x")).expect("parses");
         assert!(matches!(merge(vec![], extra, &[]), Err(SpecError::Duplicate(n)) if n == "a"));
+        let seccomp = "[[service]]\nname = \"a\"\nexec = \"x\"\nseccomp = \"dnsdd\"\n";
+        let extra = parse_extra(seccomp, Path::new("x")).expect("parses");
+        assert!(
+            matches!(merge(vec![], extra, &[]), Err(SpecError::UnknownSeccomp(_, p)) if p == "dnsdd")
+        );
+        let files = "[[service]]\nname = \"a\"\nexec = \"x\"\nlandlock = \"nope\"\n";
+        let extra = parse_extra(files, Path::new("x")).expect("parses");
+        assert!(
+            matches!(merge(vec![], extra, &[]), Err(SpecError::UnknownFiles(_, p)) if p == "nope")
+        );
     }
 }

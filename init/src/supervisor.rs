@@ -392,6 +392,14 @@ mod tests {
     }
 
     #[test]
+    fn a_seccomp_kill_says_so() {
+        assert_eq!(
+            Exit::Signal("SIGSYS".into()).to_string(),
+            "killed by SIGSYS (a syscall outside its seccomp policy)"
+        );
+    }
+
+    #[test]
     fn stop_start_and_restart() {
         let mut s = Supervisor::new(Respawn::default());
         let t = Instant::now();
