@@ -3,8 +3,8 @@
 //! sandbox (`sandbox/`). The reaper, not this
 //! module, waits for the process.
 //!
-//! The one module with `unsafe`: `pre_exec` runs between fork and exec
-//! and may only make async-signal-safe calls (raw syscalls, no
+//! `unsafe` here (and in `sandbox/`): `pre_exec` runs between fork and
+//! exec and may only make async-signal-safe calls (raw syscalls, no
 //! allocation, no locks).
 #![allow(unsafe_code)]
 

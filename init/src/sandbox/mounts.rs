@@ -22,6 +22,8 @@ const MAX_KEEP: usize = 8;
 /// The private `/tmp`: small, no devices, no setuid.
 const TMP: &std::ffi::CStr = c"/tmp";
 const TMP_OPTIONS: &std::ffi::CStr = c"mode=1777,size=16m";
+const NO_SETATTR: &std::ffi::CStr =
+    c"oxinit: this kernel has no mount_setattr (Linux < 5.12); the system stays writable in this service's mount namespace\n";
 
 /// `struct mount_attr` of `<linux/mount.h>` (libc has no binding yet).
 #[repr(C)]
@@ -177,10 +179,21 @@ impl Plan {
                 )
             };
             let ro = attr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0);
-            check(setattr(c"/", AT_RECURSIVE, &ro))?;
-            let rw = attr(0, MOUNT_ATTR_RDONLY);
-            for w in &self.writable {
-                check(setattr(w, 0, &rw))?;
+            if setattr(c"/", AT_RECURSIVE, &ro) < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::ENOSYS) {
+                    return Err(e);
+                }
+                // Linux before 5.12: no read-only view, landlock alone
+                // guards writes. Said on stderr, which oxinit logs (a
+                // static message: nothing may be allocated here).
+                let msg = NO_SETATTR.to_bytes();
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+            } else {
+                let rw = attr(0, MOUNT_ATTR_RDONLY);
+                for w in &self.writable {
+                    check(setattr(w, 0, &rw))?;
+                }
             }
             // Detached copies of the trees under /tmp, taken before the
             // fresh /tmp hides them.
