@@ -45,8 +45,8 @@ const fn write(anchor: Anchor, why: &'static str) -> Grant {
     }
 }
 
-/// The profiles by name. Every profile also gets [`SYSTEM`] and its own
-/// binary (read and execute).
+/// The profiles by name. Every profile also gets [`LIBRARIES`],
+/// [`SYSTEM`], [`DEVICES`], `$RUN` and its own binary (read and execute).
 pub static PROFILES: &[(&str, &[Grant])] = &[
     (
         "configd",
@@ -79,13 +79,18 @@ pub static PROFILES: &[(&str, &[Grant])] = &[
     ),
 ];
 
-/// Read-only system paths of every profile (a path that does not exist is
-/// skipped), and why.
-pub static SYSTEM: &[(&str, &str)] = &[
+/// Read-and-execute paths of every profile (a path that does not exist
+/// is skipped), and why.
+pub static LIBRARIES: &[(&str, &str)] = &[
     ("/lib", "the dynamic loader, libc, libnftnl"),
     ("/lib64", "the dynamic loader"),
     ("/usr/lib", "shared libraries"),
     ("/usr/lib64", "shared libraries"),
+];
+
+/// Read-only system paths of every profile (a path that does not exist is
+/// skipped), and why.
+pub static SYSTEM: &[(&str, &str)] = &[
     ("/etc/ld.so.cache", "the dynamic loader's index"),
     ("/etc/localtime", "the time zone of log timestamps"),
     ("/usr/share/zoneinfo", "the time-zone database"),
@@ -157,7 +162,7 @@ mod tests {
                 assert!(!g.why.is_empty(), "{name}: {:?}", g.anchor);
             }
         }
-        for (path, why) in SYSTEM.iter().chain(DEVICES) {
+        for (path, why) in LIBRARIES.iter().chain(SYSTEM).chain(DEVICES) {
             assert!(path.starts_with('/') && !why.is_empty(), "{path}");
         }
         for name in ["configd", "netd", "fwd", "dhcpd", "dnsd"] {

@@ -91,12 +91,9 @@ impl Sandbox {
             read.extend(needed.iter().map(PathBuf::as_path));
             let mut write: Vec<&Path> = files::DEVICES.iter().map(|(p, _)| Path::new(p)).collect();
             write.extend(writable.iter().map(PathBuf::as_path));
-            let execute = [
-                Path::new("/lib"),
-                Path::new("/lib64"),
-                Path::new("/usr/lib"),
-                &exec,
-            ];
+            let mut execute: Vec<&Path> =
+                files::LIBRARIES.iter().map(|(p, _)| Path::new(p)).collect();
+            execute.push(&exec);
             sandbox.landlock = landlock::ruleset(&read, &execute, &write)?;
             if sandbox.landlock.is_none() {
                 tracing::warn!(
