@@ -3,7 +3,13 @@
 //! `sock_filter` tables, so a typo in a policy fails the build, not a
 //! router at boot.
 
-use std::{collections::BTreeMap, env, fmt::Write as _, fs, path::Path};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    env,
+    fmt::Write as _,
+    fs,
+    path::Path,
+};
 
 use seccompiler::{BpfProgram, TargetArch};
 use serde::Deserialize;
@@ -97,7 +103,7 @@ fn rules(
                 .unwrap_or_else(|| panic!("{POLICY}: {name}: no group {g}")),
         );
     }
-    let mut plain = BTreeMap::new();
+    let mut plain = BTreeSet::new();
     let mut out = Vec::new();
     for part in &parts {
         assert!(
@@ -114,7 +120,7 @@ fn rules(
                 "{POLICY}: {name}: no architecture has a syscall {syscall}"
             );
             if exists(syscall, arch) {
-                plain.insert(syscall.clone(), ());
+                plain.insert(syscall.clone());
             }
         }
         for s in &part.socket {
@@ -134,7 +140,7 @@ fn rules(
             out.push(json!({ "syscall": "prctl", "args": [eq(0, constant(option))] }));
         }
     }
-    out.extend(plain.into_keys().map(|s| json!({ "syscall": s })));
+    out.extend(plain.into_iter().map(|s| json!({ "syscall": s })));
     out
 }
 
