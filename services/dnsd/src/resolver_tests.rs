@@ -72,6 +72,19 @@ fn forward(step: Step) -> Query {
     }
 }
 
+/// Asks `name` (type A) at `now`, which must be forwarded, and completes
+/// it with the upstream's `response`: the forwarded query and the outcome.
+fn miss(
+    r: &mut Resolver,
+    name: &str,
+    response: &[u8],
+    now: Instant,
+) -> (Query, Result<Answer, ResolveError>) {
+    let q = forward(ask(r, name, 1, now));
+    let outcome = r.complete(&q.key(), &q.name, response, now);
+    (q, outcome)
+}
+
 #[test]
 fn local_names_are_answered_authoritatively() {
     let mut r = resolver();
@@ -113,7 +126,6 @@ fn blocked_names_and_their_subdomains() {
 fn forwarded_answers_are_cached_with_ttls_counted_down() {
     let mut r = resolver();
     let t0 = Instant::now();
-    let q = forward(ask(&mut r, "www.example", 1, t0));
     let resp = upstream(
         "www.example",
         &[Ipv4Addr::new(93, 184, 216, 34)],
@@ -121,7 +133,8 @@ fn forwarded_answers_are_cached_with_ttls_counted_down() {
         ResponseCode::NoError,
         false,
     );
-    let answer = r.complete(&q.key(), &q.name, &resp, t0).expect("answer");
+    let (q, outcome) = miss(&mut r, "www.example", &resp, t0);
+    let answer = outcome.expect("answer");
     let first = Message::from_vec(&wire::render(&answer, &q, 0, 512)).expect("decode");
     assert_eq!(first.metadata.id, 0x1234);
     assert_eq!(first.answers[0].ttl, 100);
@@ -140,9 +153,8 @@ fn forwarded_answers_are_cached_with_ttls_counted_down() {
 fn negative_answers_are_cached_for_the_soa_minimum() {
     let mut r = resolver();
     let t0 = Instant::now();
-    let q = forward(ask(&mut r, "nope.example", 1, t0));
     let resp = upstream("nope.example", &[], 60, ResponseCode::NXDomain, true);
-    r.complete(&q.key(), &q.name, &resp, t0).expect("answer");
+    miss(&mut r, "nope.example", &resp, t0).1.expect("answer");
     let m = reply(ask(&mut r, "nope.example", 1, t0 + Duration::from_secs(59)));
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     // min(SOA TTL 300, minimum 60), counted down.
@@ -152,9 +164,8 @@ fn negative_answers_are_cached_for_the_soa_minimum() {
         Step::Forward(_)
     ));
     // Without an SOA nothing is cached.
-    let q = forward(ask(&mut r, "bare.example", 1, t0));
     let resp = upstream("bare.example", &[], 60, ResponseCode::NXDomain, false);
-    r.complete(&q.key(), &q.name, &resp, t0).expect("answer");
+    miss(&mut r, "bare.example", &resp, t0).1.expect("answer");
     assert!(matches!(
         ask(&mut r, "bare.example", 1, t0),
         Step::Forward(_)
@@ -166,9 +177,8 @@ fn nodata_is_cached_like_nxdomain_and_ttls_are_capped() {
     let mut r = resolver();
     let t0 = Instant::now();
     // NODATA: NOERROR, no answer, an SOA (RFC 2308 section 2.2).
-    let q = forward(ask(&mut r, "v4only.example", 1, t0));
     let resp = upstream("v4only.example", &[], 60, ResponseCode::NoError, true);
-    r.complete(&q.key(), &q.name, &resp, t0).expect("answer");
+    miss(&mut r, "v4only.example", &resp, t0).1.expect("answer");
     let m = reply(ask(
         &mut r,
         "v4only.example",
@@ -182,9 +192,9 @@ fn nodata_is_cached_like_nxdomain_and_ttls_are_capped() {
     // negative answer at most an hour, whatever the SOA says.
     let week = 7 * 86_400;
     let a = [Ipv4Addr::new(93, 184, 216, 34)];
-    let q = forward(ask(&mut r, "long.example", 1, t0));
     let resp = upstream("long.example", &a, week, ResponseCode::NoError, false);
-    let answer = r.complete(&q.key(), &q.name, &resp, t0).expect("answer");
+    let (q, outcome) = miss(&mut r, "long.example", &resp, t0);
+    let answer = outcome.expect("answer");
     let first = Message::from_vec(&wire::render(&answer, &q, 0, 512)).expect("decode");
     assert_eq!(first.answers[0].ttl, MAX_TTL);
     let day = Duration::from_secs(u64::from(MAX_TTL));
@@ -197,7 +207,6 @@ fn nodata_is_cached_like_nxdomain_and_ttls_are_capped() {
         ask(&mut r, "long.example", 1, t0 + day),
         Step::Forward(_)
     ));
-    let q = forward(ask(&mut r, "gone.example", 1, t0));
     let mut resp = Message::from_vec(&upstream(
         "gone.example",
         &[],
@@ -207,8 +216,8 @@ fn nodata_is_cached_like_nxdomain_and_ttls_are_capped() {
     ))
     .expect("decode");
     resp.authorities[0].ttl = week;
-    r.complete(&q.key(), &q.name, &resp.to_vec().expect("encode"), t0)
-        .expect("answer");
+    let resp = resp.to_vec().expect("encode");
+    miss(&mut r, "gone.example", &resp, t0).1.expect("answer");
     let hour = Duration::from_secs(u64::from(MAX_NEGATIVE_TTL));
     assert!(matches!(
         ask(&mut r, "gone.example", 1, t0 + hour - second),
@@ -225,13 +234,11 @@ fn rebind_protection_refuses_private_answers_for_public_names() {
     let mut r = resolver();
     let t0 = Instant::now();
     let private = [Ipv4Addr::new(192, 168, 0, 10)];
-    let q = forward(ask(&mut r, "evil.example", 1, t0));
     let resp = upstream("evil.example", &private, 60, ResponseCode::NoError, false);
-    let e = r
-        .complete(&q.key(), &q.name, &resp, t0)
+    let e = miss(&mut r, "evil.example", &resp, t0)
+        .1
         .expect_err("refused");
     assert_eq!(e.rcode(), rcode::REFUSED);
-    let q = forward(ask(&mut r, "x.rebind.example", 1, t0));
     let resp = upstream(
         "x.rebind.example",
         &private,
@@ -239,9 +246,8 @@ fn rebind_protection_refuses_private_answers_for_public_names() {
         ResponseCode::NoError,
         false,
     );
-    assert!(r.complete(&q.key(), &q.name, &resp, t0).is_ok());
+    assert!(miss(&mut r, "x.rebind.example", &resp, t0).1.is_ok());
     // Carrier-grade NAT space is public.
-    let q = forward(ask(&mut r, "isp.example", 1, t0));
     let resp = upstream(
         "isp.example",
         &[Ipv4Addr::new(100, 64, 0, 1)],
@@ -249,7 +255,7 @@ fn rebind_protection_refuses_private_answers_for_public_names() {
         ResponseCode::NoError,
         false,
     );
-    assert!(r.complete(&q.key(), &q.name, &resp, t0).is_ok());
+    assert!(miss(&mut r, "isp.example", &resp, t0).1.is_ok());
     assert!(is_private("::1".parse().expect("ip")));
     assert!(is_private("fe80::1".parse().expect("ip")));
     assert!(is_private("::ffff:10.0.0.1".parse().expect("ip")));
@@ -261,11 +267,9 @@ fn rebind_protection_refuses_private_answers_for_public_names() {
 fn upstream_failures_are_not_cached() {
     let mut r = resolver();
     let t0 = Instant::now();
-    let q = forward(ask(&mut r, "fail.example", 1, t0));
     let resp = upstream("fail.example", &[], 60, ResponseCode::ServFail, true);
-    let e = r
-        .complete(&q.key(), &q.name, &resp, t0)
-        .expect_err("servfail");
+    let (q, outcome) = miss(&mut r, "fail.example", &resp, t0);
+    let e = outcome.expect_err("servfail");
     assert_eq!(e.rcode(), rcode::SERVFAIL);
     assert!(r.complete(&q.key(), &q.name, b"junk", t0).is_err());
     assert!(matches!(
