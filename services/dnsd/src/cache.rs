@@ -15,11 +15,12 @@
 //! are SipHash with a random key per process: questions come from
 //! clients, who must not be able to aim at one bucket.
 
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::time::Instant;
 
 use hashbrown::HashTable;
 
+use crate::query::HEADER_LEN;
 use crate::store::{Handle, Store};
 use crate::wire::{self, Answer};
 
@@ -107,20 +108,11 @@ fn same_question(a: &[u8], b: &[u8]) -> bool {
         && a[n - 4..] == b[n - 4..]
 }
 
-/// A question's hash; equal for questions [`same_question`] calls the
-/// same.
-fn hash_question(hasher: &RandomState, q: &[u8]) -> u64 {
-    let mut h = hasher.build_hasher();
-    let name = q.len().saturating_sub(4);
-    let mut buf = [0u8; 64];
-    for chunk in q[..name].chunks(buf.len()) {
-        let lower = &mut buf[..chunk.len()];
-        lower.copy_from_slice(chunk);
-        lower.make_ascii_lowercase();
-        h.write(lower);
-    }
-    h.write(&q[name..]);
-    h.finish()
+/// Does the stored answer `stored` answer the question `key`? Stored
+/// questions are lower-cased at insert, like keys, and a wire name
+/// delimits itself, so a byte match after the header says it.
+fn answers(stored: &[u8], key: &[u8]) -> bool {
+    stored.get(HEADER_LEN..HEADER_LEN + key.len()) == Some(key)
 }
 
 /// The question of the entry in `slot` (empty for a free slot).
@@ -161,12 +153,13 @@ impl Cache {
         while self.records > self.capacity && self.evict_one() {}
     }
 
-    /// The slot holding the answer to `key`.
-    fn find(&self, key: &[u8]) -> Option<u32> {
-        let hash = hash_question(&self.hasher, key);
+    /// The slot holding the answer to `key` (lower-case), whose hash is
+    /// `hash`.
+    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         self.index
-            .find(hash, |&s| {
-                same_question(question_of(&self.slots, &self.answers, s), key)
+            .find(hash, |&s| match &self.slots[s as usize] {
+                Some(e) => answers(self.answers.get(e.answer), key),
+                None => false,
             })
             .copied()
     }
@@ -175,10 +168,11 @@ impl Cache {
     /// it has not expired; counts a hit or a miss.
     pub fn get(&mut self, key: &[u8], now: Instant) -> Option<(Answer<&[u8]>, u32)> {
         let now = self.secs(now);
-        let found = self.find(key).map(|slot| {
+        let hash = self.hasher.hash_one(key);
+        let found = self.find(hash, key).map(|slot| {
             let live = matches!(&self.slots[slot as usize], Some(e) if now < e.expires);
             if !live {
-                self.remove(slot);
+                self.remove(slot, hash);
             }
             (slot, live)
         });
@@ -204,13 +198,24 @@ impl Cache {
         if ttl == 0 || cost > self.capacity || !same_question(answer.question(), key) {
             return;
         }
-        if let Some(slot) = self.find(key) {
-            self.remove(slot);
+        let hash = self.hasher.hash_one(key);
+        if let Some(slot) = self.find(hash, key) {
+            self.remove(slot, hash);
         }
         while self.records + cost > self.capacity && self.evict_one() {}
         let Some(handle) = self.answers.put(answer.bytes()) else {
             return;
         };
+        // The stored question in the key's case, once, so that lookups
+        // compare and hash bytes as they are (a reply takes the client's
+        // case from its query).
+        if let Some(name) = self
+            .answers
+            .get_mut(handle)
+            .get_mut(HEADER_LEN..HEADER_LEN + key.len() - 4)
+        {
+            name.make_ascii_lowercase();
+        }
         let stored = self.secs(now);
         let entry = Entry {
             answer: handle,
@@ -243,8 +248,8 @@ impl Cache {
             hasher,
             ..
         } = self;
-        index.insert_unique(hash_question(hasher, key), slot, |&s| {
-            hash_question(hasher, question_of(slots, answers, s))
+        index.insert_unique(hash, slot, |&s| {
+            hasher.hash_one(question_of(slots, answers, s))
         });
         self.compact_if_bloated();
     }
@@ -275,13 +280,12 @@ impl Cache {
         self.answers = fresh;
     }
 
-    /// Empties `slot`.
-    fn remove(&mut self, slot: u32) {
+    /// Empties `slot`, whose question's hash is `hash`.
+    fn remove(&mut self, slot: u32, hash: u64) {
         let Some(Some(e)) = self.slots.get_mut(slot as usize).map(Option::take) else {
             return;
         };
         let answer = Answer::stored(self.answers.get(e.answer));
-        let hash = hash_question(&self.hasher, answer.question());
         self.records -= cost(&answer);
         if let Ok(found) = self.index.find_entry(hash, |&s| s == slot) {
             found.remove();
@@ -305,7 +309,11 @@ impl Cache {
             match &mut self.slots[slot] {
                 Some(e) if e.used => e.used = false,
                 Some(_) => {
-                    self.remove(u32::try_from(slot).unwrap_or(u32::MAX));
+                    let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+                    let hash = self
+                        .hasher
+                        .hash_one(question_of(&self.slots, &self.answers, slot));
+                    self.remove(slot, hash);
                     return true;
                 }
                 None => {}

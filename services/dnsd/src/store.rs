@@ -95,6 +95,13 @@ impl Store {
         &self.pools[usize::from(h.class)].bytes[at..at + usize::from(h.len)]
     }
 
+    /// The bytes at `h`, to change in place.
+    pub fn get_mut(&mut self, h: Handle) -> &mut [u8] {
+        let size = CLASSES[usize::from(h.class)];
+        let at = h.block as usize * size;
+        &mut self.pools[usize::from(h.class)].bytes[at..at + usize::from(h.len)]
+    }
+
     /// Frees the block at `h` for the next answer of its class.
     pub fn free(&mut self, h: Handle) {
         self.pools[usize::from(h.class)].free.push(h.block);
