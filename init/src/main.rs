@@ -194,6 +194,9 @@ async fn run(args: Args) -> anyhow::Result<u8> {
             return Ok(EX_CONFIG);
         }
     };
+    if as_root {
+        sandbox::report();
+    }
     for s in &specs {
         for dir in sandbox::files::state_dirs(s, &paths) {
             Paths::create_state_dir(&dir, s.user, as_root)

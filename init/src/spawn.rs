@@ -261,7 +261,7 @@ pub fn spawn(spec: &ServiceSpec, paths: &Paths, as_root: bool) -> Result<Spawned
     }
     if as_root && !spec.privileged {
         let drop = Privileges::for_spec(spec)?;
-        let sandbox = Sandbox::prepare(spec, paths)?;
+        let sandbox = Sandbox::prepare(spec, paths, &exec)?;
         // SAFETY: `Sandbox::enter_namespace`, `Privileges::drop_to` and
         // `Sandbox::confine` make only raw syscalls (async-signal-safe) on
         // values prepared before fork. Registered last, so the seccomp

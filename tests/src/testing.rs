@@ -169,9 +169,7 @@ impl PrivateBus {
         );
         Some(bus)
     }
-}
 
-impl PrivateBus {
     /// A connection to it that serves `iface` at `path` and owns `name`.
     pub async fn serve<I: zbus::object_server::Interface>(
         &self,

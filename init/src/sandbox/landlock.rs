@@ -27,10 +27,12 @@ pub fn ruleset(
         .handle_access(AccessFs::from_all(ABI_FS))?
         .scope(Scope::from_all(ABI_SCOPE))?
         .create()?;
+    // Writable, but nothing written there can be run.
+    let write_rights = AccessFs::from_all(ABI_FS) & !AccessFs::Execute;
     let rights = [
         (read, AccessFs::ReadFile | AccessFs::ReadDir),
         (execute, AccessFs::from_read(ABI_FS)),
-        (write, AccessFs::from_all(ABI_FS)),
+        (write, write_rights),
     ];
     for (paths, access) in rights {
         for path in paths {

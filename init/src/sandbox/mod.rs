@@ -40,6 +40,19 @@ pub enum SandboxError {
     Mounts(#[from] mounts::MountError),
 }
 
+/// Says once, at start-up, which layers this kernel and architecture
+/// lack; services then start without them rather than not at all.
+pub fn report() {
+    if !seccomp::compiled() {
+        tracing::warn!("no seccomp filters for this architecture; services run without one");
+    }
+    match landlock::ruleset(&[], &[], &[]) {
+        Ok(Some(_)) => {}
+        Ok(None) => tracing::warn!("this kernel has no landlock; services run without a ruleset"),
+        Err(e) => tracing::warn!("landlock: {e}"),
+    }
+}
+
 /// A prepared sandbox; [`Sandbox::enter_namespace`] and
 /// [`Sandbox::confine`] apply it in the child.
 #[derive(Debug, Default)]
@@ -50,58 +63,42 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Prepares `spec`'s sandbox: its files profile (`landlock`) gives the
-    /// mount namespace and the landlock ruleset, its `seccomp` policy the
-    /// filter. A spec with neither gets an empty sandbox.
-    pub fn prepare(spec: &ServiceSpec, paths: &Paths) -> Result<Self, SandboxError> {
+    /// Prepares `spec`'s sandbox, `exec` being its resolved binary: its
+    /// files profile (`landlock`) gives the mount namespace and the
+    /// landlock ruleset, its `seccomp` policy the filter. A spec with
+    /// neither gets an empty sandbox. Unknown names were refused with the
+    /// specs (`spec::merge`); here they are an error all the same.
+    pub fn prepare(spec: &ServiceSpec, paths: &Paths, exec: &Path) -> Result<Self, SandboxError> {
         let mut sandbox = Sandbox::default();
         if let Some(name) = &spec.seccomp {
-            // Unknown names were refused with the specs (`spec::merge`); a
-            // known one without a program is an architecture seccompiler
-            // cannot compile for.
+            // None only where seccompiler cannot compile (said at start-up).
             sandbox.seccomp = seccomp::program(name);
-            if sandbox.seccomp.is_none() {
-                tracing::warn!(
-                    service = spec.name,
-                    "no seccomp filter on this architecture; running without one"
-                );
-            }
         }
-        if let Some(name) = &spec.landlock {
-            let grants =
-                files::profile(name).ok_or_else(|| SandboxError::UnknownFiles(name.clone()))?;
-            let exec = paths.resolve_exec(&spec.exec);
-            let granted = files::resolve(grants, paths, &spec.name);
-            let writable: Vec<PathBuf> = granted
-                .iter()
-                .filter(|(_, w)| *w)
-                .map(|(p, _)| p.clone())
-                .collect();
-            let mut needed: Vec<PathBuf> = granted
-                .iter()
-                .filter(|(_, w)| !*w)
-                .map(|(p, _)| p.clone())
-                .collect();
-            needed.push(paths.run.clone());
-            needed.extend(exec.parent().map(Path::to_path_buf));
-            sandbox.mounts = Some(mounts::Plan::new(&writable, &needed)?);
+        let Some(name) = &spec.landlock else {
+            return Ok(sandbox);
+        };
+        let grants =
+            files::profile(name).ok_or_else(|| SandboxError::UnknownFiles(name.clone()))?;
+        for g in grants {
+            tracing::debug!(service = spec.name, anchor = ?g.anchor, write = g.write, why = g.why, "files grant");
+        }
+        let (mut read, writable) = files::resolve(grants, paths, &spec.name);
+        read.push(paths.run.clone());
+        // The mounts also carry the binary's directory; landlock opens
+        // only the binary itself.
+        let mut carried = read.clone();
+        carried.extend(exec.parent().map(Path::to_path_buf));
+        sandbox.mounts = Some(mounts::Plan::new(&writable, &carried)?);
 
-            let mut read: Vec<&Path> = files::SYSTEM.iter().map(|(p, _)| Path::new(p)).collect();
-            read.push(&paths.run);
-            read.extend(needed.iter().map(PathBuf::as_path));
-            let mut write: Vec<&Path> = files::DEVICES.iter().map(|(p, _)| Path::new(p)).collect();
-            write.extend(writable.iter().map(PathBuf::as_path));
-            let mut execute: Vec<&Path> =
-                files::LIBRARIES.iter().map(|(p, _)| Path::new(p)).collect();
-            execute.push(&exec);
-            sandbox.landlock = landlock::ruleset(&read, &execute, &write)?;
-            if sandbox.landlock.is_none() {
-                tracing::warn!(
-                    service = spec.name,
-                    "this kernel has no landlock; running without a landlock ruleset"
-                );
-            }
-        }
+        let system = files::SYSTEM.iter().map(|(p, _)| Path::new(*p));
+        let read: Vec<&Path> = system.chain(read.iter().map(PathBuf::as_path)).collect();
+        let devices = files::DEVICES.iter().map(|(p, _)| Path::new(*p));
+        let write: Vec<&Path> = devices
+            .chain(writable.iter().map(PathBuf::as_path))
+            .collect();
+        let libraries = files::LIBRARIES.iter().map(|(p, _)| Path::new(*p));
+        let execute: Vec<&Path> = libraries.chain(std::iter::once(exec)).collect();
+        sandbox.landlock = landlock::ruleset(&read, &execute, &write)?;
         Ok(sandbox)
     }
 

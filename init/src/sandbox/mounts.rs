@@ -36,6 +36,8 @@ struct MountAttr {
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
@@ -62,6 +64,10 @@ pub enum MountError {
     /// A path contained a NUL byte.
     #[error("path with a NUL byte: {0}")]
     Nul(#[from] std::ffi::NulError),
+    /// A directory to mount writable does not exist (oxinit makes those
+    /// under `$STATE`; `$ETC` must exist).
+    #[error("{0} does not exist")]
+    Missing(PathBuf),
     /// More trees under /tmp than [`MAX_KEEP`].
     #[error("more than {MAX_KEEP} directories under /tmp to carry into a private /tmp")]
     TooMany,
@@ -76,6 +82,9 @@ impl Plan {
     /// path the service uses (its binary's directory, `$RUN`, read grants),
     /// which matter only when they live under `/tmp`.
     pub fn new(writable: &[PathBuf], needed: &[PathBuf]) -> Result<Self, MountError> {
+        if let Some(missing) = writable.iter().find(|w| !w.is_dir()) {
+            return Err(MountError::Missing(missing.clone()));
+        }
         let tmp = Path::new("/tmp");
         let mut under: Vec<&Path> = writable
             .iter()
@@ -190,7 +199,8 @@ impl Plan {
                 let msg = NO_SETATTR.to_bytes();
                 libc::write(2, msg.as_ptr().cast(), msg.len());
             } else {
-                let rw = attr(0, MOUNT_ATTR_RDONLY);
+                // Writable, so nothing in it may be run or be a device.
+                let rw = attr(MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY);
                 for w in &self.writable {
                     check(setattr(w, 0, &rw))?;
                 }
@@ -213,17 +223,18 @@ impl Plan {
                     c"tmpfs".as_ptr(),
                     TMP.as_ptr(),
                     c"tmpfs".as_ptr(),
-                    libc::MS_NOSUID | libc::MS_NODEV,
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                     TMP_OPTIONS.as_ptr().cast(),
                 )
                 .into(),
             )?;
             for (fd, k) in trees.iter().zip(&self.keep) {
                 for dir in k.parents.iter().chain(std::iter::once(&k.path)) {
-                    if libc::mkdir(dir.as_ptr(), 0o755) < 0
-                        && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST)
-                    {
-                        return Err(io::Error::last_os_error());
+                    if libc::mkdir(dir.as_ptr(), 0o755) < 0 {
+                        let e = io::Error::last_os_error();
+                        if e.raw_os_error() != Some(libc::EEXIST) {
+                            return Err(e);
+                        }
                     }
                 }
                 check(libc::syscall(
@@ -247,26 +258,33 @@ mod tests {
 
     #[test]
     fn only_the_outermost_trees_under_tmp_are_carried() {
+        let lab = tempfile::tempdir_in("/tmp").expect("tempdir");
+        let root = lab.path().join("root");
+        let state = root.join("var/lib/oxwrt/dhcpd");
+        std::fs::create_dir_all(&state).expect("mkdir");
         let plan = Plan::new(
-            &["/tmp/lab/root/var/lib/oxwrt/dhcpd".into()],
+            std::slice::from_ref(&state),
             &[
-                "/tmp/lab/root/run/oxwrt".into(),
-                "/tmp/lab/root".into(),
+                root.join("run/oxwrt"),
+                root.clone(),
                 "/work/bin".into(),
                 "/tmp".into(),
             ],
         )
         .expect("plan");
         let keep: Vec<_> = plan.keep.iter().map(|k| k.path.clone()).collect();
-        assert_eq!(keep, [c"/tmp/lab/root".to_owned()]);
+        assert_eq!(keep, [cstring(&root).expect("cstring")]);
         assert_eq!(
             plan.keep[0].parents,
-            [c"/tmp/lab".to_owned()],
+            [cstring(lab.path()).expect("cstring")],
             "parents, outermost first, without /tmp itself"
         );
-        assert_eq!(
-            plan.writable,
-            [c"/tmp/lab/root/var/lib/oxwrt/dhcpd".to_owned()]
-        );
+        assert_eq!(plan.writable, [cstring(&state).expect("cstring")]);
+    }
+
+    #[test]
+    fn a_missing_writable_directory_is_an_error_before_fork() {
+        let err = Plan::new(&["/nonexistent/oxwrt".into()], &[]).expect_err("missing");
+        assert!(matches!(err, MountError::Missing(p) if p == Path::new("/nonexistent/oxwrt")));
     }
 }

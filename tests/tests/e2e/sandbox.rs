@@ -45,11 +45,6 @@ fn a_daemon_under_dhcpds_sandbox_may_do_what_its_policy_allows_and_nothing_else(
             );
         }
 
-        let probe = Testd {
-            service: "dhcpd",
-            args: &[],
-            sandbox: Some("dhcpd"),
-        };
         stack
             .wait_service("dhcpd", "the probing dhcpd to run", |s| {
                 s.state == "running"

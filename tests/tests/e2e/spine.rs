@@ -43,6 +43,7 @@ pub(crate) fn built(name: &str) -> Result<PathBuf, BoxError> {
 }
 
 /// A stand-in daemon for the `--extra-services` file.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Testd<'a> {
     pub(crate) service: &'a str,
     pub(crate) args: &'a [&'a str],
@@ -220,7 +221,6 @@ impl Stack {
         Ok(())
     }
 
-    /// What a test daemon recorded: `(op, section names, sections JSON)`.
     /// Where test daemon `d` records what it receives.
     fn record_path(root: &Path, d: &Testd<'_>) -> PathBuf {
         match d.sandbox {
@@ -240,11 +240,11 @@ impl Stack {
             .collect()
     }
 
+    /// What unsandboxed test daemon `service` recorded: `(op, section
+    /// names, sections JSON)`.
     fn record(&self, service: &str) -> Vec<(String, Vec<String>, String)> {
-        let path = self.shared.join(format!("{service}.jsonl"));
-        let text = fs::read_to_string(path).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        self.record_json(&Testd::plain(service))
+            .into_iter()
             .map(|v| {
                 let sections = v["sections"].as_object().cloned().unwrap_or_default();
                 (
