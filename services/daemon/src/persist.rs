@@ -19,16 +19,28 @@ pub fn save_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> io::Result<
 /// file or the new one, never a mix. Creates `dir` when it is missing.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp = format!(".{name}.tmp");
+    drop(write_synced(dir, &tmp, bytes)?);
+    replace(dir, &tmp, name)
+}
+
+/// The first half of [`write_atomic`]: `dir/tmp` holding `bytes`, synced,
+/// and still open for writing at its end.
+pub fn write_synced(dir: &Path, tmp: &str, bytes: &[u8]) -> io::Result<File> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&tmp)?;
+        .open(dir.join(tmp))?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, dir.join(name))?;
+    Ok(file)
+}
+
+/// The second half of [`write_atomic`]: renames `dir/tmp` (synced) over
+/// `dir/name` and syncs the directory.
+pub fn replace(dir: &Path, tmp: &str, name: &str) -> io::Result<()> {
+    fs::rename(dir.join(tmp), dir.join(name))?;
     File::open(dir)?.sync_all()
 }
 

@@ -139,41 +139,34 @@ struct Copied {
 #[derive(Debug)]
 struct Generation {
     file: File,
-    /// The journal's path (where the file is once installed).
-    journal: PathBuf,
-    /// Where the file still is when it has not replaced the journal yet.
-    next: Mutex<Option<PathBuf>>,
+    /// The journal's directory.
+    dir: PathBuf,
+    /// Whether the file is a compaction's that has not replaced the
+    /// journal yet (it is still at [`NEXT`]).
+    pending: Mutex<bool>,
 }
 
 impl Generation {
-    fn new(file: File, journal: PathBuf, next: Option<PathBuf>) -> Arc<Self> {
+    fn new(file: File, dir: PathBuf, pending: bool) -> Arc<Self> {
         Arc::new(Self {
             file,
-            journal,
-            next: Mutex::new(next),
+            dir,
+            pending: Mutex::new(pending),
         })
     }
 
-    /// Whether the file has not replaced the journal yet.
-    fn pending_install(&self) -> bool {
-        self.next().is_some()
-    }
-
-    fn next(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
-        self.next.lock().unwrap_or_else(|p| p.into_inner())
+    fn pending(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Renames the file over the journal (and syncs the directory)
     /// unless that is done; its lines must be synced first. One flush
     /// does it, others of the same file wait for it.
     fn install(&self) -> io::Result<()> {
-        let mut next = self.next();
-        if let Some(path) = next.as_ref() {
-            std::fs::rename(path, &self.journal)?;
-            if let Some(dir) = self.journal.parent() {
-                File::open(dir)?.sync_all()?;
-            }
-            *next = None;
+        let mut pending = self.pending();
+        if *pending {
+            oxwrt_daemon::persist::replace(&self.dir, NEXT, FILE)?;
+            *pending = false;
         }
         Ok(())
     }
@@ -195,7 +188,7 @@ impl Journal {
         let file = compact(dir, &leases)?;
         let journal = Self {
             dir: dir.to_path_buf(),
-            file: Generation::new(file, path, None),
+            file: Generation::new(file, dir.to_path_buf(), false),
             pending: Vec::new(),
             records: leases.len(),
             copied: None,
@@ -255,7 +248,7 @@ impl Journal {
     /// file ([`Compaction::run`], then [`Journal::install`]). Lines
     /// written from now on are kept for the new file too.
     pub fn compaction(&mut self, live: &Leases) -> Option<Compaction> {
-        let busy = self.copied.is_some() || self.file.pending_install();
+        let busy = self.copied.is_some() || *self.file.pending();
         if busy || self.records < MIN_RECORDS_TO_COMPACT.max(live.len().saturating_mul(4)) {
             return None;
         }
@@ -284,11 +277,7 @@ impl Journal {
             tracing::error!("{}", JournalError::Compact { path, source });
             return None;
         }
-        self.file = Generation::new(
-            compacted.file,
-            self.dir.join(FILE),
-            Some(self.dir.join(NEXT)),
-        );
+        self.file = Generation::new(compacted.file, self.dir.clone(), true);
         self.records = compacted.records + added;
         Some(self.flush(Ok(())))
     }
@@ -312,22 +301,14 @@ impl Compaction {
     /// Writes the snapshot to a new file beside the journal and syncs it
     /// (the slow part, run away from the lock).
     pub fn run(self) -> Result<Compacted, JournalError> {
-        let path = self.dir.join(NEXT);
         let records = self.leases.len();
         let text = lines(self.leases.into_iter());
-        let write = || {
-            let mut file = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .open(&path)?;
-            file.write_all(&text)?;
-            file.sync_data()?;
-            Ok(file)
-        };
-        write()
+        oxwrt_daemon::persist::write_synced(&self.dir, NEXT, &text)
             .map(|file| Compacted { file, records })
-            .map_err(|source| JournalError::Compact { path, source })
+            .map_err(|source| JournalError::Compact {
+                path: self.dir.join(NEXT),
+                source,
+            })
     }
 }
 
@@ -347,7 +328,7 @@ impl Flush {
             .and_then(|()| self.file.file.sync_data())
             .and_then(|()| self.file.install())
             .map_err(|source| JournalError::Write {
-                path: self.file.journal.clone(),
+                path: self.file.dir.join(FILE),
                 source,
             })
     }
