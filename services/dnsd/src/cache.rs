@@ -324,12 +324,12 @@ impl Cache {
     /// Empties the cache; returns how many entries it held.
     pub fn flush(&mut self) -> u64 {
         let n = self.index.len() as u64;
-        self.index = HashTable::new();
-        self.slots = Vec::new();
-        self.answers.clear();
-        self.free = Vec::new();
-        self.hand = 0;
-        self.records = 0;
+        *self = Self {
+            epoch: self.epoch,
+            hits: self.hits,
+            misses: self.misses,
+            ..Self::new(self.capacity)
+        };
         n
     }
 
@@ -413,6 +413,9 @@ mod tests {
         assert!(c.get(&key(4), t0).is_none());
         assert_eq!(c.flush(), 2);
         assert_eq!(c.stats().records, 0);
+        // A flush gives the answers' memory back.
+        assert_eq!((c.answers.used(), c.answers.reserved()), (0, 0));
+        assert_eq!(c.slots.capacity(), 0);
         // Usable after a flush.
         c.insert(&key(5), &answer(5, 1), 60, t0);
         assert!(c.get(&key(5), t0).is_some());

@@ -117,11 +117,6 @@ impl Store {
     pub fn reserved(&self) -> usize {
         self.pools.iter().map(|p| p.bytes.capacity()).sum()
     }
-
-    /// Frees everything and gives the memory back.
-    pub fn clear(&mut self) {
-        *self = Self::default();
-    }
 }
 
 #[cfg(test)]
@@ -155,8 +150,5 @@ mod tests {
         assert_eq!(s.get(e), &[5; 32]);
         assert_eq!(s.used(), 32 + 64 + 384 + 65535 + 1000 * 32);
         assert!(s.reserved() >= s.used());
-        s.clear();
-        assert_eq!((s.used(), s.reserved()), (0, 0));
-        assert!(s.pools.iter().all(|p| p.bytes.capacity() == 0));
     }
 }

@@ -194,7 +194,9 @@ fn in_pool(lease: &Lease) -> bool {
 /// carry a renewal. `false` when nft is missing.
 fn isolate_unicast(ns: &Netns, ours: Ipv4Addr) -> bool {
     if Command::new("nft").arg("--version").output().is_err() {
-        println!("SKIP (part): nft not installed; unicast renewal not isolated");
+        oxwrt_lab::testing::skip(
+            "nft not installed; unicast renewal not isolated (part of the test)",
+        );
         return false;
     }
     let rules = format!(
