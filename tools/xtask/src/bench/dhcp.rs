@@ -94,9 +94,10 @@ pub fn run(args: DhcpArgs) -> Result<()> {
     // What perfdhcp sends is received (bridge, UDP, the server's socket)
     // on the CPU that sent it unless the server's port steers it (RPS)
     // to the server's CPU.
+    let cpu = server_cpu();
     let steer = format!(
         "echo {:x} > /sys/class/net/lan0/queues/rx-0/rps_cpus",
-        1u32 << cpus().server
+        1u32 << cpu
     );
     let out = srv.exec("sh", &["-c", &steer]);
     if !out.status.success() {
@@ -108,7 +109,7 @@ pub fn run(args: DhcpArgs) -> Result<()> {
         let state = dir.path().join(name);
         std::fs::create_dir_all(&state)?;
         eprintln!("==> {name}");
-        let server = start(name, &srv, &state, &dhcpd)?;
+        let server = start(name, &srv, &state, &dhcpd, cpu)?;
         let steps = ramp(&load, args.seconds, &state, server.0.id())?;
         rows.push((name, steps));
     }
@@ -116,18 +117,11 @@ pub fn run(args: DhcpArgs) -> Result<()> {
     Ok(())
 }
 
-fn start(name: &str, srv: &Netns, state: &Path, dhcpd: &Path) -> Result<Guard> {
+fn start(name: &str, srv: &Netns, state: &Path, dhcpd: &Path, cpu: u32) -> Result<Guard> {
     let s = |p: &Path| p.display().to_string();
     let log = std::fs::File::create(state.join("server.log"))?;
     let mut cmd = Command::new("taskset");
-    cmd.args([
-        "-c",
-        &cpus().server.to_string(),
-        "ip",
-        "netns",
-        "exec",
-        srv.name(),
-    ]);
+    cmd.args(["-c", &cpu.to_string(), "ip", "netns", "exec", srv.name()]);
     match name {
         "dhcpd" => {
             let config = state.join("oxwrt.toml");
@@ -223,21 +217,16 @@ fn kea_config(state: &Path) -> String {
     .to_string()
 }
 
-/// The CPUs the load generator and the server run on.
-struct Cpus {
-    load: u32,
-    server: u32,
-}
+/// The CPU the load generator runs on.
+const LOAD_CPU: u32 = 0;
 
-/// One CPU each when there are two or more, so that neither steals the
-/// other's time (perfdhcp needs most of a core at the top rates, and
-/// starved it overflows its own buffer); otherwise both share CPU 0.
-fn cpus() -> Cpus {
+/// The CPU the servers run on: one of their own when there are two or
+/// more, so that neither steals the other's time (perfdhcp needs most of
+/// a core at the top rates, and starved it overflows its own buffer);
+/// otherwise they share [`LOAD_CPU`].
+fn server_cpu() -> u32 {
     let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Cpus {
-        load: 0,
-        server: u32::from(n >= 2),
-    }
+    u32::from(n >= 2)
 }
 
 /// Offers climbing rates until a step drops a packet or falls short of
@@ -251,7 +240,7 @@ fn ramp(load: &Netns, seconds: u32, state: &Path, server: u32) -> Result<Vec<Ste
             "taskset",
             &[
                 "-c",
-                &cpus().load.to_string(),
+                &LOAD_CPU.to_string(),
                 "perfdhcp",
                 // One thread sends and receives: in its default mode a
                 // second thread receives, and on a machine this small
