@@ -249,15 +249,20 @@ impl ProcId {
 
 /// State letter and start time of a process, from `/proc/PID/stat`.
 fn proc_stat(pid: u32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain anything,
-    // so the fixed fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
+    let fields = stat_fields(pid)?;
     // Field 3 is the state; field 22 is the start time.
-    let start = fields.nth(22 - 4)?.parse().ok()?;
+    let state = fields.first()?.chars().next()?;
+    let start = fields.get(22 - 3)?.parse().ok()?;
     Some((state, start))
+}
+
+/// The fields of `/proc/PID/stat` from field 3 (the state) on: the
+/// command name (field 2) is in parentheses and may hold anything, so
+/// they start after the last ')'. `None` when the process is gone.
+pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
 /// A long-running process recorded in a lab's state file, so that a lab can

@@ -289,12 +289,9 @@ const USER_HZ: f64 = 100.0;
 
 /// User + system CPU time of process `pid` so far, in clock ticks.
 fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    let fields = oxwrt_lab::exec::stat_fields(pid)
         .with_context(|| format!("read /proc/{pid}/stat (did the server exit?)"))?;
-    // Fields after the command name, which is in parentheses and may
-    // hold spaces: state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields from 3 (the state) on: utime is 14, stime 15.
     let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
     match (field(14), field(15)) {
         (Some(user), Some(system)) => Ok(user + system),
