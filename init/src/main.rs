@@ -23,6 +23,7 @@
 
 mod broker;
 mod bus;
+mod cgroup;
 mod graph;
 mod logs;
 mod manager;
@@ -48,7 +49,7 @@ use tokio::{
 use tracing::{error, info, warn};
 
 use crate::{
-    manager::{Event, Manager, Snapshot},
+    manager::{Event, Host, Manager, Snapshot},
     paths::Paths,
     phase::BootPhase,
     spec::Phase,
@@ -210,12 +211,26 @@ async fn run(args: Args) -> anyhow::Result<u8> {
     let (tx, rx) = mpsc::unbounded_channel();
     let reaped_tx = tx.clone();
     let reaper = reaper::start(move |r| reaped_tx.send(Event::Reaped(r)).is_ok())?;
+    // Made last before the services, so no early return leaves it behind.
+    let cgroups = as_root.then(cgroup::Cgroups::setup).and_then(|r| {
+        r.map(std::sync::Arc::new)
+            .inspect_err(|e| {
+                warn!(
+                    "no cgroups ({e}): services run without memory and task limits, \
+                     and an OOM kill is reported as a plain SIGKILL"
+                )
+            })
+            .ok()
+    });
     let (changes_tx, changes_rx) = mpsc::unbounded_channel();
     let (manager, snapshot) = Manager::new(
         specs,
         order,
-        paths.clone(),
-        as_root,
+        Host {
+            paths: paths.clone(),
+            as_root,
+            cgroups: cgroups.clone(),
+        },
         args.log_lines,
         tx.clone(),
         changes_tx,
@@ -272,6 +287,9 @@ async fn run(args: Args) -> anyhow::Result<u8> {
     let killed = reaper::kill_and_reap_all(Duration::from_secs(5));
     if killed > 0 {
         warn!("killed {killed} leftover processes");
+    }
+    if let Some(c) = cgroups {
+        c.remove();
     }
     info!("all services stopped");
     if pid1 {

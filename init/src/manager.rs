@@ -20,6 +20,7 @@ use tokio::{
 use tracing::{debug, error, info, warn};
 
 use crate::{
+    cgroup::{Cgroup, Cgroups},
     logs::{self, LogRing},
     paths::Paths,
     reaper::Reaped,
@@ -83,6 +84,21 @@ struct Service {
     pid: Option<u32>,
     since: u64,
     seen: State,
+    /// Made at its first spawn, kept across respawns.
+    cgroup: Option<Cgroup>,
+    /// Its cgroup's OOM kill count when the current process started.
+    oom_kills: u64,
+}
+
+/// What the manager starts services with.
+#[derive(Debug)]
+pub struct Host {
+    /// Every path.
+    pub paths: Paths,
+    /// oxinit may switch uid and make namespaces.
+    pub as_root: bool,
+    /// oxinit's cgroups, when the kernel offers them.
+    pub cgroups: Option<Arc<Cgroups>>,
 }
 
 /// The manager task's state.
@@ -90,8 +106,7 @@ struct Service {
 pub struct Manager {
     services: Vec<Service>,
     order: Vec<usize>,
-    paths: Paths,
-    as_root: bool,
+    host: Host,
     phase: Option<Phase>,
     rings: Arc<HashMap<String, Arc<LogRing>>>,
     tx: mpsc::UnboundedSender<Event>,
@@ -117,8 +132,7 @@ impl Manager {
     pub fn new(
         specs: Vec<ServiceSpec>,
         order: Vec<usize>,
-        paths: Paths,
-        as_root: bool,
+        host: Host,
         log_lines: usize,
         tx: mpsc::UnboundedSender<Event>,
         changes: mpsc::UnboundedSender<ServiceStatus>,
@@ -147,14 +161,15 @@ impl Manager {
                 pid: None,
                 since: now,
                 seen: State::Stopped,
+                cgroup: None,
+                oom_kills: 0,
             })
             .collect();
         let (snapshot, rx) = watch::channel(Snapshot::default());
         let m = Self {
             services,
             order,
-            paths,
-            as_root,
+            host,
             phase: None,
             rings: Arc::new(rings),
             tx,
@@ -274,10 +289,20 @@ impl Manager {
         };
         let s = &mut self.services[idx];
         s.pid = None;
-        // Whatever is left of its process group goes with it.
+        // Whatever is left of its process group, and of its cgroup (a
+        // process may leave the group, not the cgroup), goes with it.
         let _ = killpg(pgid(r.pid), Signal::SIGKILL);
-        let a = s.sup.exited(r.exit.clone(), Instant::now());
-        let msg = format!("pid {} {}", r.pid, r.exit);
+        let mut exit = r.exit;
+        if let Some(cgroup) = &s.cgroup {
+            cgroup.kill_all();
+            let kills = cgroup.oom_kills();
+            if kills > s.oom_kills && exit == Exit::Signal("SIGKILL".into()) {
+                exit = Exit::OutOfMemory(s.spec.limits.memory_max);
+            }
+            s.oom_kills = kills;
+        }
+        let msg = format!("pid {} {exit}", r.pid);
+        let a = s.sup.exited(exit, Instant::now());
         match s.sup.state() {
             State::Failed => error!(service = %s.spec.name, "{msg}: failed: {}", s.sup.reason()),
             State::Stopped => info!(service = %s.spec.name, "{msg}"),
@@ -324,7 +349,28 @@ impl Manager {
         s.generation += 1;
         let generation = s.generation;
         let name = s.spec.name.clone();
-        match spawn::spawn(&s.spec, &self.paths, self.as_root) {
+        if let Some(cgroups) = &self.host.cgroups {
+            match cgroups.service(&name, s.spec.limits) {
+                Ok(cgroup) => {
+                    s.oom_kills = cgroup.oom_kills();
+                    s.cgroup = Some(cgroup);
+                }
+                Err(e) => {
+                    s.cgroup = None;
+                    error!(service = %name, "cgroup: {e}");
+                    let a = s
+                        .sup
+                        .exited(Exit::SpawnFailed(format!("cgroup: {e}")), Instant::now());
+                    return self.act(idx, a);
+                }
+            }
+        }
+        match spawn::spawn(
+            &s.spec,
+            &self.host.paths,
+            self.host.as_root,
+            s.cgroup.as_ref(),
+        ) {
             Ok(child) => {
                 info!(service = %name, pid = child.pid, "started");
                 s.pid = Some(child.pid);

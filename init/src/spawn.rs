@@ -21,6 +21,7 @@ use std::{
 use nix::{fcntl::OFlag, libc, unistd::pipe2};
 
 use crate::{
+    cgroup::{self, Cgroup},
     paths::Paths,
     sandbox::{Sandbox, SandboxError},
     spec::{Ready, ServiceSpec},
@@ -57,6 +58,9 @@ pub enum SpawnError {
     /// The sandbox could not be prepared.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// Its cgroup could not be made or opened.
+    #[error("cgroup: {0}")]
+    Cgroup(io::Error),
     /// fork/exec failed.
     #[error("exec {exec}: {source}")]
     Exec { exec: String, source: io::Error },
@@ -191,9 +195,15 @@ impl Privileges {
     }
 }
 
-/// Spawns `spec`'s process in its own process group. `as_root`: oxinit
-/// may switch uid and make mount namespaces.
-pub fn spawn(spec: &ServiceSpec, paths: &Paths, as_root: bool) -> Result<Spawned, SpawnError> {
+/// Spawns `spec`'s process in its own process group, and in `cgroup`
+/// when given. `as_root`: oxinit may switch uid and make mount
+/// namespaces.
+pub fn spawn(
+    spec: &ServiceSpec,
+    paths: &Paths,
+    as_root: bool,
+    cgroup: Option<&Cgroup>,
+) -> Result<Spawned, SpawnError> {
     let exec = paths.resolve_exec(&spec.exec);
     let mut cmd = Command::new(&exec);
     cmd.args(&spec.args).env_clear();
@@ -208,6 +218,15 @@ pub fn spawn(spec: &ServiceSpec, paths: &Paths, as_root: bool) -> Result<Spawned
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    if let Some(cgroup) = cgroup {
+        let procs = cgroup.procs().map_err(SpawnError::Cgroup)?;
+        // SAFETY: `cgroup::join` only writes to descriptors opened before
+        // fork (async-signal-safe). Registered first: every later hook,
+        // and everything the service allocates, is charged to its cgroup.
+        unsafe {
+            cmd.pre_exec(move || cgroup::join(&procs));
+        }
+    }
     let mut ready = None;
     if spec.ready == Ready::Fd {
         let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
@@ -311,7 +330,7 @@ mod tests {
              echo $$ $(cut -d' ' -f5 /proc/$$/stat); echo err >&2"
                 .into(),
         ];
-        let s = spawn(&spec, &paths, false).expect("spawns");
+        let s = spawn(&spec, &paths, false, None).expect("spawns");
         let mut ready = String::new();
         std::fs::File::from(s.ready.expect("ready pipe"))
             .read_to_string(&mut ready)
@@ -341,7 +360,7 @@ mod tests {
         spec.exec = "/bin/sh".into();
         spec.ready = Ready::Spawned;
         spec.args = vec!["-c".into(), "cat /proc/self/status".into()];
-        let s = spawn(&spec, &paths, true).expect("spawns");
+        let s = spawn(&spec, &paths, true, None).expect("spawns");
         let mut out = String::new();
         std::fs::File::from(s.stdout)
             .read_to_string(&mut out)
@@ -401,7 +420,7 @@ mod tests {
         let mut spec = ServiceSpec::new("t", "/bin/true", Phase::Services);
         spec.user = 7199;
         spec.capabilities = vec!["CAP_FLY".into()];
-        let err = spawn(&spec, &paths, true)
+        let err = spawn(&spec, &paths, true, None)
             .map(|s| s.pid)
             .expect_err("refused");
         assert!(

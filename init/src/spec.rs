@@ -16,6 +16,9 @@
 //!                                  # landlock ruleset and mount namespace
 //! start_timeout_ms = 30000
 //! term_timeout_ms = 5000
+//! memory_max = "64M"               # its cgroup's limit (swap included)
+//! pids_max = 64                    # tasks (processes and threads)
+//! restart = "always"               # "always", "on-failure" or "never"
 //! [service.respawn]
 //! backoff_min_ms = 100
 //! backoff_max_ms = 30000
@@ -28,6 +31,7 @@ use std::{collections::HashSet, path::PathBuf, time::Duration};
 use serde::Deserialize;
 
 use crate::{
+    cgroup::Limits,
     paths::Paths,
     sandbox::{files, seccomp},
 };
@@ -54,9 +58,23 @@ pub enum Ready {
     Spawned,
 }
 
-/// Respawn limits.
+/// Which ends of a process are followed by a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Every end: a daemon is meant to run forever.
+    Always,
+    /// A non-zero exit or a signal; exit 0 leaves it stopped.
+    OnFailure,
+    /// None: it stays stopped until Start or Restart.
+    Never,
+}
+
+/// Respawn policy and limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Respawn {
+    /// Which ends are followed by a respawn.
+    pub restart: Restart,
     /// First delay after a crash; doubles per crash.
     pub backoff_min: Duration,
     /// Cap of the delay.
@@ -70,6 +88,7 @@ pub struct Respawn {
 impl Default for Respawn {
     fn default() -> Self {
         Self {
+            restart: Restart::Always,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
             max_crashes: 5,
@@ -96,6 +115,8 @@ pub struct ServiceSpec {
     /// Its files profile (`sandbox/files.rs`), if any: the landlock
     /// ruleset and the mount namespace with a read-only system.
     pub landlock: Option<String>,
+    /// Its cgroup's limits.
+    pub limits: Limits,
     /// Services that must be ready before this one starts.
     pub depends_on: Vec<String>,
     /// Readiness protocol.
@@ -142,6 +163,9 @@ pub enum SpecError {
     /// A service names a files profile that does not exist.
     #[error("service {0}: unknown files profile (landlock) {1:?}")]
     UnknownFiles(String, String),
+    /// A service's `memory_max` is not a size.
+    #[error("service {0}: memory_max: {1}")]
+    Memory(String, String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +198,9 @@ struct WireService {
     term_timeout_ms: Option<u64>,
     #[serde(default = "default_phase")]
     phase: Phase,
+    memory_max: Option<String>,
+    pids_max: Option<u32>,
+    restart: Option<Restart>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,11 +220,23 @@ fn default_phase() -> Phase {
     Phase::Services
 }
 
-impl From<WireService> for ServiceSpec {
-    fn from(w: WireService) -> Self {
+impl TryFrom<WireService> for ServiceSpec {
+    type Error = SpecError;
+
+    fn try_from(w: WireService) -> Result<Self, SpecError> {
         let d = Respawn::default();
         let ms = Duration::from_millis;
+        let memory_max = w
+            .memory_max
+            .as_deref()
+            .map(bus_schema::config::value::parse_memory)
+            .transpose()
+            .map_err(|e| SpecError::Memory(w.name.clone(), e))?;
         let mut spec = ServiceSpec::new(&w.name, w.exec, w.phase);
+        spec.limits = Limits {
+            memory_max,
+            pids_max: w.pids_max,
+        };
         spec.args = w.args;
         spec.user = w.user;
         spec.capabilities = w.capabilities;
@@ -206,6 +245,7 @@ impl From<WireService> for ServiceSpec {
         spec.depends_on = w.depends_on;
         spec.ready = w.ready;
         spec.respawn = Respawn {
+            restart: w.restart.unwrap_or(d.restart),
             backoff_min: w.respawn.backoff_min_ms.map_or(d.backoff_min, ms),
             backoff_max: w.respawn.backoff_max_ms.map_or(d.backoff_max, ms),
             max_crashes: w.respawn.max_crashes.unwrap_or(d.max_crashes).max(1),
@@ -213,7 +253,7 @@ impl From<WireService> for ServiceSpec {
         };
         spec.start_timeout = w.start_timeout_ms.map_or(spec.start_timeout, ms);
         spec.term_timeout = w.term_timeout_ms.map_or(spec.term_timeout, ms);
-        spec
+        Ok(spec)
     }
 }
 
@@ -228,6 +268,7 @@ impl ServiceSpec {
             capabilities: Vec::new(),
             seccomp: None,
             landlock: None,
+            limits: Limits::default(),
             depends_on: Vec::new(),
             ready: Ready::Fd,
             respawn: Respawn::default(),
@@ -244,6 +285,7 @@ impl ServiceSpec {
 pub fn builtins(paths: &Paths) -> Vec<ServiceSpec> {
     let mut configd = sandboxed(ServiceSpec::new("configd", "configd", Phase::Config));
     configd.depends_on = vec!["bus".into()];
+    configd.limits = daemon_limits(64);
     let netd = daemon(
         "netd",
         &[
@@ -272,13 +314,16 @@ pub fn builtins(paths: &Paths) -> Vec<ServiceSpec> {
             "CAP_NET_BIND_SERVICE",
         ],
     );
-    let dnsd = daemon(
+    let mut dnsd = daemon(
         "dnsd",
         &[
             // UDP and TCP port 53.
             "CAP_NET_BIND_SERVICE",
         ],
     );
+    // Room for the default cache (10,000 records, about 5 MB measured
+    // under the DNS benchmark) many times over, and for blocklists.
+    dnsd.limits = daemon_limits(128);
     vec![crate::broker::spec(paths), configd, netd, fwd, dhcpd, dnsd]
 }
 
@@ -289,7 +334,18 @@ fn daemon(name: &str, capabilities: &[&str]) -> ServiceSpec {
     spec.user = bus_schema::bus::policy::by_service(name).map_or(NOBODY, |p| p.uid);
     spec.capabilities = capabilities.iter().map(|c| c.to_string()).collect();
     spec.depends_on = vec!["configd".into()];
+    spec.limits = daemon_limits(64);
     spec
+}
+
+/// A built-in daemon's cgroup limits: `mib` MiB of memory, and 64 tasks
+/// (each runs one tokio thread and a small blocking pool; 64 stops a
+/// runaway fork or thread loop long before the router's own limit).
+fn daemon_limits(mib: u64) -> Limits {
+    Limits {
+        memory_max: Some(mib << 20),
+        pids_max: Some(64),
+    }
 }
 
 /// `spec` with the seccomp policy and files profile of its own name.
@@ -309,7 +365,10 @@ pub fn parse_extra(text: &str, path: &std::path::Path) -> Result<Vec<ServiceSpec
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(wire.service.into_iter().map(ServiceSpec::from).collect())
+    wire.service
+        .into_iter()
+        .map(ServiceSpec::try_from)
+        .collect()
 }
 
 /// Reads an `--extra-services` file.

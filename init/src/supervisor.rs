@@ -4,7 +4,7 @@
 
 use std::{collections::VecDeque, time::Duration, time::Instant};
 
-use crate::spec::Respawn;
+use crate::spec::{Respawn, Restart};
 
 /// Exit status that means "bad config": never respawned.
 pub const EX_CONFIG: i32 = bus_schema::exit::CONFIG as i32;
@@ -47,6 +47,9 @@ pub enum Exit {
     Code(i32),
     /// Killed by a signal (its name, `SIGKILL`).
     Signal(String),
+    /// Killed by the kernel's OOM killer at its cgroup's memory limit
+    /// (bytes, when it has one).
+    OutOfMemory(Option<u64>),
     /// Could not be spawned at all.
     SpawnFailed(String),
 }
@@ -59,6 +62,20 @@ impl std::fmt::Display for Exit {
                 write!(f, "killed by SIGSYS (a syscall outside its seccomp policy)")
             }
             Exit::Signal(s) => write!(f, "killed by {s}"),
+            Exit::OutOfMemory(None) => write!(f, "killed by the OOM killer"),
+            Exit::OutOfMemory(Some(b)) if b % (1 << 20) == 0 => {
+                write!(
+                    f,
+                    "killed by the OOM killer at its memory limit ({}M)",
+                    b >> 20
+                )
+            }
+            Exit::OutOfMemory(Some(b)) => {
+                write!(
+                    f,
+                    "killed by the OOM killer at its memory limit ({b} bytes)"
+                )
+            }
             Exit::SpawnFailed(e) => write!(f, "spawn failed: {e}"),
         }
     }
@@ -263,6 +280,17 @@ impl Supervisor {
             self.reason = format!("bad config (exit {EX_CONFIG})");
             return Action::None;
         }
+        let done = match self.policy.restart {
+            Restart::Always => false,
+            Restart::OnFailure => exit == Exit::Code(0),
+            Restart::Never => true,
+        };
+        if done {
+            // Down until Start or Restart, like a stop request.
+            self.wanted = false;
+            self.state = State::Stopped;
+            return Action::None;
+        }
         if ran.is_some_and(|d| d >= self.policy.window) {
             self.reset_crashes();
         }
@@ -396,6 +424,53 @@ mod tests {
         assert_eq!(
             Exit::Signal("SIGSYS".into()).to_string(),
             "killed by SIGSYS (a syscall outside its seccomp policy)"
+        );
+    }
+
+    #[test]
+    fn the_restart_policy_decides_which_ends_respawn() {
+        let t = Instant::now();
+        let end = |restart, exit| {
+            let mut s = Supervisor::new(Respawn {
+                restart,
+                ..Respawn::default()
+            });
+            s.start();
+            s.spawned(t, true);
+            (s.exited(exit, t), s.state(), s.wanted())
+        };
+        let respawn = (
+            Action::SpawnAfter(Duration::from_millis(100)),
+            State::Backoff,
+            true,
+        );
+        let down = (Action::None, State::Stopped, false);
+        let oom = || Exit::OutOfMemory(Some(32 << 20));
+        assert_eq!(end(Restart::Always, Exit::Code(0)), respawn);
+        assert_eq!(end(Restart::OnFailure, Exit::Code(0)), down);
+        assert_eq!(end(Restart::OnFailure, Exit::Code(1)), respawn);
+        assert_eq!(end(Restart::OnFailure, oom()), respawn);
+        assert_eq!(end(Restart::Never, oom()), down);
+        // Start brings a service that ended back.
+        let mut s = Supervisor::new(Respawn {
+            restart: Restart::Never,
+            ..Respawn::default()
+        });
+        s.start();
+        s.spawned(t, true);
+        s.exited(Exit::Code(0), t);
+        assert_eq!(s.start(), Action::Spawn);
+    }
+
+    #[test]
+    fn an_oom_kill_says_so_with_the_limit() {
+        assert_eq!(
+            Exit::OutOfMemory(Some(32 << 20)).to_string(),
+            "killed by the OOM killer at its memory limit (32M)"
+        );
+        assert_eq!(
+            Exit::OutOfMemory(Some(1000)).to_string(),
+            "killed by the OOM killer at its memory limit (1000 bytes)"
         );
     }
 

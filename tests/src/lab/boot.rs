@@ -92,7 +92,7 @@ impl Lab {
             argv.extend(["--without".into(), name.clone()]);
         }
         let router = self.namespaces().router.clone();
-        let mut child = self.spawn(&router, &argv)?;
+        let mut child = self.spawn_net_only(&router, &argv)?;
         let socket = self.router_run().join("bus.sock");
         let log = child.log_path().to_owned();
         let mut died = false;

@@ -51,14 +51,25 @@ impl Lab {
         ns: &str,
         argv: &[S],
     ) -> Result<ChildGuard, LabError> {
+        self.start_child_at(label, Some(ns), argv)
+    }
+
+    /// Starts `argv` in network namespace `ns` (`ip netns exec`), or as
+    /// it is.
+    pub(super) fn start_child_at<S: AsRef<OsStr>>(
+        &self,
+        label: &str,
+        ns: Option<&str>,
+        argv: &[S],
+    ) -> Result<ChildGuard, LabError> {
         let logs = self.dir.join("logs");
         self.mkdir(&logs)?;
-        ChildGuard::spawn(label, Some(ns), argv, &logs.join(format!("{label}.log"))).map_err(
-            |source| LabError::Spawn {
+        ChildGuard::spawn(label, ns, argv, &logs.join(format!("{label}.log"))).map_err(|source| {
+            LabError::Spawn {
                 what: label.to_owned(),
                 source,
-            },
-        )
+            }
+        })
     }
 
     /// Starts a process the lab owns.

@@ -292,6 +292,27 @@ impl Lab {
     /// lab stops it at teardown anyway (see [`adopt`](Lab::adopt) to hand it
     /// to the lab).
     pub fn spawn<S: AsRef<OsStr>>(&mut self, ns: &str, argv: &[S]) -> Result<ChildGuard, LabError> {
+        self.spawn_joining(ns, argv, true)
+    }
+
+    /// Like [`spawn`](Lab::spawn), but joins only `ns`'s network namespace
+    /// (`nsenter --net`), not the mount namespace with a fresh `/sys` that
+    /// `ip netns exec` makes: the process keeps the host's mounts, its
+    /// cgroup hierarchies among them, as oxinit has on a router.
+    pub fn spawn_net_only<S: AsRef<OsStr>>(
+        &mut self,
+        ns: &str,
+        argv: &[S],
+    ) -> Result<ChildGuard, LabError> {
+        self.spawn_joining(ns, argv, false)
+    }
+
+    fn spawn_joining<S: AsRef<OsStr>>(
+        &mut self,
+        ns: &str,
+        argv: &[S],
+        mounts: bool,
+    ) -> Result<ChildGuard, LabError> {
         self.check_ns(ns)?;
         self.spawned += 1;
         let role = ns
@@ -303,7 +324,15 @@ impl Lab {
             .and_then(|p| Path::new(p.as_ref()).file_name())
             .map_or_else(|| "cmd".into(), |p| p.to_string_lossy().into_owned());
         let label = format!("{role}-{program}-{}", self.spawned);
-        let child = self.start_child(&label, ns, argv)?;
+        let child = if mounts {
+            self.start_child(&label, ns, argv)?
+        } else {
+            let mut full: Vec<OsString> =
+                ["nsenter".into(), format!("--net=/run/netns/{ns}").into()].into();
+            full.push("--".into());
+            full.extend(argv.iter().map(|a| a.as_ref().to_owned()));
+            self.start_child_at(&label, None, &full)?
+        };
         self.state.processes.push(child.record().clone());
         self.save()?;
         Ok(child)

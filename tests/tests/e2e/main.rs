@@ -5,6 +5,7 @@
 
 mod lab;
 mod lan;
+mod limits;
 mod router;
 mod sandbox;
 mod spine;

@@ -409,14 +409,18 @@ fn each_daemon_runs_as_its_uid_with_only_its_capabilities() {
         let router = Router::boot(scope, 1)?;
         let init = router.rt.block_on(Init1Proxy::new(&router.conn))?;
         let services = router.rt.block_on(init.list_services())?;
-        // uid and the CapPrm/CapEff/CapBnd/CapAmb mask: CAP_NET_BIND_SERVICE
-        // is bit 10, CAP_NET_ADMIN 12, CAP_NET_RAW 13.
-        for (name, uid, caps) in [
-            ("configd", 0, 0u64),
-            ("netd", 7101, 1 << 10 | 1 << 12 | 1 << 13),
-            ("fwd", 7102, 1 << 12),
-            ("dhcpd", 7103, 1 << 10 | 1 << 13),
-            ("dnsd", 7104, 1 << 10),
+        let cgroups = crate::limits::no_cgroups();
+        if let Some(reason) = &cgroups {
+            testing::skip(&format!("the daemons' cgroup limits: {reason}"));
+        }
+        // uid, the CapPrm/CapEff/CapBnd/CapAmb mask (CAP_NET_BIND_SERVICE
+        // is bit 10, CAP_NET_ADMIN 12, CAP_NET_RAW 13) and MiB of memory.
+        for (name, uid, caps, mib) in [
+            ("configd", 0, 0u64, 64u64),
+            ("netd", 7101, 1 << 10 | 1 << 12 | 1 << 13, 64),
+            ("fwd", 7102, 1 << 12, 64),
+            ("dhcpd", 7103, 1 << 10 | 1 << 13, 64),
+            ("dnsd", 7104, 1 << 10, 128),
         ] {
             let pid = services
                 .iter()
@@ -443,6 +447,13 @@ fn each_daemon_runs_as_its_uid_with_only_its_capabilities() {
                 .unwrap_or(0);
             assert_eq!(field("Seccomp_filters:"), [(own + 1).to_string()], "{name}");
             sandboxed_mounts(name, pid)?;
+            if cgroups.is_none() {
+                assert_eq!(
+                    crate::limits::limits(pid)?,
+                    ((mib << 20).to_string(), "64".to_string()),
+                    "{name}: memory and pids limits"
+                );
+            }
             for set in ["CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
                 let have = field(set)
                     .first()

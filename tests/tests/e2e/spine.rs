@@ -80,11 +80,26 @@ impl Stack {
         Self::start_without(scope, daemons, &[])
     }
 
+    /// The stack with `services`, `[[service]]` entries of oxinit's
+    /// `--extra-services` file, besides configd.
+    pub(crate) fn start_services(scope: &Scope, services: &str) -> Result<Stack, BoxError> {
+        Self::boot(scope, &[], &[], services)
+    }
+
     /// The stack without the services named in `without`.
     fn start_without(
         scope: &Scope,
         daemons: &[Testd<'_>],
         without: &[&str],
+    ) -> Result<Stack, BoxError> {
+        Self::boot(scope, daemons, without, "")
+    }
+
+    fn boot(
+        scope: &Scope,
+        daemons: &[Testd<'_>],
+        without: &[&str],
+        extra: &str,
     ) -> Result<Stack, BoxError> {
         let oxinit = built("oxinit")?;
         let testd = PathBuf::from(env!("CARGO_BIN_EXE_oxwrt-testd"));
@@ -94,7 +109,7 @@ impl Stack {
         fs::create_dir_all(&shared)?;
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o777))?;
 
-        let mut services = String::new();
+        let mut services = extra.to_string();
         for d in daemons {
             let principal = bus_schema::bus::policy::by_service(d.sandbox.unwrap_or(d.service))
                 .ok_or_else(|| format!("no principal {}", d.service))?;
@@ -262,7 +277,7 @@ impl Stack {
     }
 
     /// SIGTERM to oxinit; its exit status.
-    fn shutdown(&mut self) -> Result<ExitStatus, BoxError> {
+    pub(crate) fn shutdown(&mut self) -> Result<ExitStatus, BoxError> {
         let guard = self.oxinit.take().ok_or("already stopped")?;
         Ok(guard.stop()?)
     }
