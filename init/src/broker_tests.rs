@@ -70,7 +70,8 @@ fn start_broker(p: &Paths) -> spawn::Spawned {
     p.create_dirs().expect("dirs");
     write_files(p).expect("writes policy");
     let as_root = nix::unistd::geteuid().is_root();
-    let mut s = spawn::spawn(&spec(p), p, as_root, None).expect("spawns dbus-daemon");
+    let mut s = spawn::spawn(&spec(p), p, as_root, spawn::Placement::default())
+        .expect("spawns dbus-daemon");
     let ready = std::fs::File::from(s.ready.take().expect("ready fd"));
     let mut line = String::new();
     BufReader::new(ready)

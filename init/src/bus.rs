@@ -2,15 +2,12 @@
 //! name `org.oxwrt.Init`, exactly the members of
 //! [`bus_schema::bus::Init1Proxy`].
 
-use std::{collections::HashMap, sync::Arc};
-
 use bus_schema::bus::{BusError, INIT_PATH, ServiceStatus, authorize};
 use tokio::sync::{mpsc, oneshot, watch};
 use zbus::{Connection, message::Header, object_server::SignalEmitter};
 
 use crate::{
-    logs::LogRing,
-    manager::{Command, Event, Snapshot},
+    manager::{Command, Event, Rings, Snapshot},
     phase::BootPhase,
 };
 
@@ -26,7 +23,7 @@ pub struct InitServer {
     /// From the manager.
     pub snapshot: watch::Receiver<Snapshot>,
     /// Every service's output.
-    pub rings: Arc<HashMap<String, Arc<LogRing>>>,
+    pub rings: Rings,
     /// Boot phase.
     pub phase: watch::Receiver<BootPhase>,
 }
@@ -105,7 +102,10 @@ impl InitServer {
         authorize(conn, &header, INTERFACE, "Logs").await?;
         let ring = self
             .rings
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&name)
+            .cloned()
             .ok_or_else(|| BusError::NotFound(format!("no service {name}")))?;
         Ok(ring.last(usize::try_from(lines).unwrap_or(usize::MAX)))
     }
@@ -124,10 +124,15 @@ impl InitServer {
     ) -> zbus::Result<()>;
 }
 
-/// Connects to the bus, serves `server` and requests [`NAME`].
-pub async fn connect(address: &str, server: InitServer) -> zbus::Result<Connection> {
-    zbus::connection::Builder::address(address)
-        .serve_at(INIT_PATH, server)
+/// Connects to the bus, serves `server` and `containers` (oxinit's
+/// config domain, `org.oxwrt.Daemon1`) and requests [`NAME`].
+pub async fn connect(
+    address: &str,
+    server: InitServer,
+    containers: crate::containers::Containers,
+) -> zbus::Result<Connection> {
+    let builder = zbus::connection::Builder::address(address).serve_at(INIT_PATH, server);
+    oxwrt_daemon::serve_domain(builder, containers)
         .name(NAME)
         .build()
         .await

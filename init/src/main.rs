@@ -24,9 +24,11 @@
 mod broker;
 mod bus;
 mod cgroup;
+mod containers;
 mod graph;
 mod logs;
 mod manager;
+mod netns;
 mod paths;
 mod phase;
 mod pid1;
@@ -348,7 +350,7 @@ async fn boot(
         bail!("the bus broker did not start; giving up");
     }
     let address = paths.bus_address();
-    let conn = bus::connect(&address, server)
+    let conn = bus::connect(&address, server, containers::Containers::new(tx.clone()))
         .await
         .with_context(|| format!("join the bus at {address}"))?;
     info!("serving org.oxwrt.Init1 on {address}");

@@ -4,7 +4,8 @@
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    os::fd::OwnedFd,
+    sync::{Arc, RwLock},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -21,10 +22,12 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     cgroup::{Cgroup, Cgroups},
+    graph,
     logs::{self, LogRing},
+    netns,
     paths::Paths,
     reaper::Reaped,
-    spawn,
+    spawn::{self, Placement},
     spec::{Phase, Ready, ServiceSpec},
     supervisor::{Action, Exit, State, Supervisor},
 };
@@ -59,6 +62,12 @@ pub enum Event {
         name: String,
         reply: oneshot::Sender<Result<(), BusError>>,
     },
+    /// The config's container services are now these: start the new,
+    /// restart the changed, stop the gone.
+    Containers {
+        specs: Vec<ServiceSpec>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// Services of this phase (and earlier) may start.
     EnterPhase(Phase),
     /// Stop everything in reverse start order; reply when done.
@@ -88,7 +97,34 @@ struct Service {
     cgroup: Option<Cgroup>,
     /// Its cgroup's OOM kill count when the current process started.
     oom_kills: u64,
+    /// An isolated container's network namespace, made at its first
+    /// spawn, kept across respawns.
+    netns: Option<OwnedFd>,
+    /// A container service the config no longer has: stopped, hidden,
+    /// its slot kept (events carry indices) until the name comes back.
+    retired: bool,
 }
+
+impl Service {
+    fn new(spec: ServiceSpec, since: u64) -> Self {
+        Self {
+            deps: Vec::new(),
+            sup: Supervisor::new(spec.respawn),
+            spec,
+            generation: 0,
+            pid: None,
+            since,
+            seen: State::Stopped,
+            cgroup: None,
+            oom_kills: 0,
+            netns: None,
+            retired: false,
+        }
+    }
+}
+
+/// Every service's output, by name; container services come and go.
+pub type Rings = Arc<RwLock<HashMap<String, Arc<LogRing>>>>;
 
 /// What the manager starts services with.
 #[derive(Debug)]
@@ -101,14 +137,32 @@ pub struct Host {
     pub cgroups: Option<Arc<Cgroups>>,
 }
 
+/// Resolves every service's `depends_on` to indices.
+fn link_deps(services: &mut [Service]) {
+    let index: HashMap<String, usize> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.spec.name.clone(), i))
+        .collect();
+    for s in services.iter_mut() {
+        s.deps = s
+            .spec
+            .depends_on
+            .iter()
+            .filter_map(|d| index.get(d).copied())
+            .collect();
+    }
+}
+
 /// The manager task's state.
 #[derive(Debug)]
 pub struct Manager {
     services: Vec<Service>,
     order: Vec<usize>,
     host: Host,
+    log_lines: usize,
     phase: Option<Phase>,
-    rings: Arc<HashMap<String, Arc<LogRing>>>,
+    rings: Rings,
     tx: mpsc::UnboundedSender<Event>,
     snapshot: watch::Sender<Snapshot>,
     changes: mpsc::UnboundedSender<ServiceStatus>,
@@ -137,41 +191,24 @@ impl Manager {
         tx: mpsc::UnboundedSender<Event>,
         changes: mpsc::UnboundedSender<ServiceStatus>,
     ) -> (Self, watch::Receiver<Snapshot>) {
-        let index: HashMap<String, usize> = specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), i))
-            .collect();
         let rings = specs
             .iter()
             .map(|s| (s.name.clone(), Arc::new(LogRing::new(log_lines))))
             .collect();
         let now = unix_now();
-        let services = specs
+        let mut services: Vec<Service> = specs
             .into_iter()
-            .map(|spec| Service {
-                deps: spec
-                    .depends_on
-                    .iter()
-                    .filter_map(|d| index.get(d).copied())
-                    .collect(),
-                sup: Supervisor::new(spec.respawn),
-                spec,
-                generation: 0,
-                pid: None,
-                since: now,
-                seen: State::Stopped,
-                cgroup: None,
-                oom_kills: 0,
-            })
+            .map(|spec| Service::new(spec, now))
             .collect();
+        link_deps(&mut services);
         let (snapshot, rx) = watch::channel(Snapshot::default());
         let m = Self {
             services,
             order,
             host,
+            log_lines,
             phase: None,
-            rings: Arc::new(rings),
+            rings: Arc::new(RwLock::new(rings)),
             tx,
             snapshot,
             changes,
@@ -183,7 +220,7 @@ impl Manager {
     }
 
     /// Every service's log ring, by name.
-    pub fn rings(&self) -> Arc<HashMap<String, Arc<LogRing>>> {
+    pub fn rings(&self) -> Rings {
         self.rings.clone()
     }
 
@@ -239,6 +276,9 @@ impl Manager {
             } => {
                 let _ = reply.send(self.command(command, &name));
             }
+            Event::Containers { specs, reply } => {
+                let _ = reply.send(self.containers(specs));
+            }
             Event::EnterPhase(p) => {
                 info!("starting phase {p:?}");
                 self.phase = Some(p);
@@ -256,7 +296,7 @@ impl Manager {
         let idx = self
             .services
             .iter()
-            .position(|s| s.spec.name == name)
+            .position(|s| s.spec.name == name && !s.retired)
             .ok_or_else(|| BusError::NotFound(format!("no service {name}")))?;
         if self.shutting_down {
             return Err(BusError::Failed("shutting down".into()));
@@ -279,6 +319,84 @@ impl Manager {
             Command::Restart => sup.restart(),
         };
         self.act(idx, a);
+        Ok(())
+    }
+
+    /// The config's container services become `specs`. Checked whole
+    /// first (names, dependencies, start order), so a refused list
+    /// changes nothing.
+    fn containers(&mut self, specs: Vec<ServiceSpec>) -> Result<(), String> {
+        for spec in &specs {
+            if self
+                .services
+                .iter()
+                .any(|s| s.spec.name == spec.name && s.spec.container.is_none())
+            {
+                return Err(format!(
+                    "service {}: oxinit already runs a service of that name",
+                    spec.name
+                ));
+            }
+        }
+        let mut next: Vec<ServiceSpec> = self
+            .services
+            .iter()
+            .filter(|s| s.spec.container.is_none())
+            .map(|s| s.spec.clone())
+            .collect();
+        next.extend(specs.iter().cloned());
+        graph::start_order(&next).map_err(|e| e.to_string())?;
+
+        for idx in 0..self.services.len() {
+            let s = &mut self.services[idx];
+            if s.spec.container.is_some()
+                && !s.retired
+                && !specs.iter().any(|n| n.name == s.spec.name)
+            {
+                info!(service = %s.spec.name, "removed from the config");
+                s.retired = true;
+                s.spec.depends_on.clear();
+                s.netns = None;
+                let a = s.sup.stop();
+                self.act(idx, a);
+            }
+        }
+        let now = unix_now();
+        for spec in specs {
+            let Some(idx) = self.services.iter().position(|s| s.spec.name == spec.name) else {
+                info!(service = %spec.name, "added by the config");
+                self.rings
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(spec.name.clone(), Arc::new(LogRing::new(self.log_lines)));
+                self.services.push(Service::new(spec, now));
+                continue;
+            };
+            let s = &mut self.services[idx];
+            if s.spec == spec && !s.retired {
+                continue;
+            }
+            let network_changed = s.spec.container.as_ref().map(|c| &c.network)
+                != spec.container.as_ref().map(|c| &c.network);
+            if network_changed {
+                s.netns = None;
+            }
+            s.sup.set_policy(spec.respawn);
+            let a = if s.retired {
+                info!(service = %spec.name, "added by the config again");
+                s.retired = false;
+                s.spec = spec;
+                s.sup.start()
+            } else {
+                info!(service = %spec.name, "changed by the config: restarting");
+                s.spec = spec;
+                s.sup.restart()
+            };
+            self.act(idx, a);
+        }
+        link_deps(&mut self.services);
+        let specs: Vec<ServiceSpec> = self.services.iter().map(|s| s.spec.clone()).collect();
+        self.order = graph::start_order(&specs).map_err(|e| e.to_string())?;
         Ok(())
     }
 
@@ -349,6 +467,20 @@ impl Manager {
         s.generation += 1;
         let generation = s.generation;
         let name = s.spec.name.clone();
+        let network = s.spec.container.as_ref().and_then(|c| c.network.as_ref());
+        if let (Some(net), None) = (network, &s.netns) {
+            match netns::create(net) {
+                Ok(fd) => s.netns = Some(fd),
+                Err(e) => {
+                    error!(service = %name, "network namespace: {e}");
+                    let a = s.sup.exited(
+                        Exit::SpawnFailed(format!("network namespace: {e}")),
+                        Instant::now(),
+                    );
+                    return self.act(idx, a);
+                }
+            }
+        }
         if let Some(cgroups) = &self.host.cgroups {
             match cgroups.service(&name, s.spec.limits) {
                 Ok(cgroup) => {
@@ -365,12 +497,11 @@ impl Manager {
                 }
             }
         }
-        match spawn::spawn(
-            &s.spec,
-            &self.host.paths,
-            self.host.as_root,
-            s.cgroup.as_ref(),
-        ) {
+        let place = Placement {
+            cgroup: s.cgroup.as_ref(),
+            netns: s.netns.as_ref(),
+        };
+        match spawn::spawn(&s.spec, &self.host.paths, self.host.as_root, place) {
             Ok(child) => {
                 info!(service = %name, pid = child.pid, "started");
                 s.pid = Some(child.pid);
@@ -378,6 +509,8 @@ impl Manager {
                     .spawned(Instant::now(), s.spec.ready == Ready::Spawned);
                 let ring = self
                     .rings
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .get(&name)
                     .cloned()
                     .unwrap_or_else(|| Arc::new(LogRing::new(0)));
@@ -402,7 +535,7 @@ impl Manager {
     /// The first complete line on the ready pipe means ready; EOF before
     /// one means never (the start timeout then counts it as a crash).
     /// The pipe is drained to EOF so later writes never hit EPIPE.
-    fn watch_ready(&self, idx: usize, generation: u64, fd: std::os::fd::OwnedFd) {
+    fn watch_ready(&self, idx: usize, generation: u64, fd: OwnedFd) {
         let tx = self.tx.clone();
         let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
             Ok(rx) => rx,
@@ -488,6 +621,7 @@ impl Manager {
         let statuses: Vec<ServiceStatus> = self
             .order
             .iter()
+            .filter(|&&i| !self.services[i].retired)
             .map(|&i| {
                 let s = &self.services[i];
                 ServiceStatus {

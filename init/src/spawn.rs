@@ -84,7 +84,20 @@ pub fn service_env(spec: &ServiceSpec, paths: &Paths) -> Vec<(String, String)> {
             READY_FD.to_string(),
         ));
     }
+    if let Some(c) = &spec.container {
+        env.extend(c.env.iter().cloned());
+    }
     env
+}
+
+/// Where a service's process is placed besides its sandbox: made by the
+/// manager, kept across respawns.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Placement<'a> {
+    /// Its cgroup.
+    pub cgroup: Option<&'a Cgroup>,
+    /// An isolated container's network namespace.
+    pub netns: Option<&'a OwnedFd>,
 }
 
 /// What a service keeps when oxinit starts it: its uid and gid, and the
@@ -96,6 +109,7 @@ pub fn service_env(spec: &ServiceSpec, paths: &Paths) -> Vec<(String, String)> {
 #[derive(Debug, Clone, Copy)]
 struct Privileges {
     uid: u32,
+    gid: u32,
     keep: u64,
 }
 
@@ -133,6 +147,7 @@ impl Privileges {
         }
         Ok(Self {
             uid: spec.user,
+            gid: spec.container.as_ref().map_or(spec.user, |c| c.group),
             keep,
         })
     }
@@ -165,7 +180,7 @@ impl Privileges {
             }
             check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))?;
             check(libc::setgroups(0, std::ptr::null()))?;
-            check(libc::setresgid(self.uid, self.uid, self.uid))?;
+            check(libc::setresgid(self.gid, self.gid, self.gid))?;
             check(libc::setresuid(self.uid, self.uid, self.uid))?;
             let header = CapHeader {
                 version: CAP_VERSION_3,
@@ -195,14 +210,13 @@ impl Privileges {
     }
 }
 
-/// Spawns `spec`'s process in its own process group, and in `cgroup`
-/// when given. `as_root`: oxinit may switch uid and make mount
-/// namespaces.
+/// Spawns `spec`'s process in its own process group, placed per
+/// `place`. `as_root`: oxinit may switch uid and make namespaces.
 pub fn spawn(
     spec: &ServiceSpec,
     paths: &Paths,
     as_root: bool,
-    cgroup: Option<&Cgroup>,
+    place: Placement<'_>,
 ) -> Result<Spawned, SpawnError> {
     let exec = paths.resolve_exec(&spec.exec);
     let mut cmd = Command::new(&exec);
@@ -218,13 +232,26 @@ pub fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if let Some(cgroup) = cgroup {
+    if let Some(cgroup) = place.cgroup {
         let procs = cgroup.procs().map_err(SpawnError::Cgroup)?;
         // SAFETY: `cgroup::join` only writes to descriptors opened before
         // fork (async-signal-safe). Registered first: every later hook,
         // and everything the service allocates, is charged to its cgroup.
         unsafe {
             cmd.pre_exec(move || cgroup::join(&procs));
+        }
+    }
+    if let Some(netns) = place.netns {
+        let fd = netns.as_raw_fd();
+        // SAFETY: setns(2) on a descriptor that outlives the spawn;
+        // async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
     }
     let mut ready = None;
@@ -330,7 +357,7 @@ mod tests {
              echo $$ $(cut -d' ' -f5 /proc/$$/stat); echo err >&2"
                 .into(),
         ];
-        let s = spawn(&spec, &paths, false, None).expect("spawns");
+        let s = spawn(&spec, &paths, false, Placement::default()).expect("spawns");
         let mut ready = String::new();
         std::fs::File::from(s.ready.expect("ready pipe"))
             .read_to_string(&mut ready)
@@ -360,7 +387,7 @@ mod tests {
         spec.exec = "/bin/sh".into();
         spec.ready = Ready::Spawned;
         spec.args = vec!["-c".into(), "cat /proc/self/status".into()];
-        let s = spawn(&spec, &paths, true, None).expect("spawns");
+        let s = spawn(&spec, &paths, true, Placement::default()).expect("spawns");
         let mut out = String::new();
         std::fs::File::from(s.stdout)
             .read_to_string(&mut out)
@@ -420,7 +447,7 @@ mod tests {
         let mut spec = ServiceSpec::new("t", "/bin/true", Phase::Services);
         spec.user = 7199;
         spec.capabilities = vec!["CAP_FLY".into()];
-        let err = spawn(&spec, &paths, true, None)
+        let err = spawn(&spec, &paths, true, Placement::default())
             .map(|s| s.pid)
             .expect_err("refused");
         assert!(

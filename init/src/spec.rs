@@ -132,11 +132,28 @@ pub struct ServiceSpec {
     /// Run it in a private mount namespace that sees `$RUN/passwd` as
     /// `/etc/passwd` (only the broker; see `broker.rs`).
     pub passwd_overlay: bool,
+    /// Set for a container service of the config's `[[services]]`
+    /// (`containers.rs`): the next apply may replace or remove it.
+    pub container: Option<Container>,
     /// Keep root's capabilities and skip `no_new_privs` (only the broker
     /// for now: Debian's dbus-daemon, started through a mount namespace).
     /// Every other service, root ones included, keeps exactly
     /// `capabilities`.
     pub privileged: bool,
+}
+
+/// What a container service has beyond a spec's common fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Container {
+    /// Its gid (the spec's `user` is its uid).
+    pub group: u32,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Its root directory, or the host's (read-only) when `None`.
+    pub rootfs: Option<PathBuf>,
+    /// Isolated: its own network namespace on a LAN; `None` for the
+    /// router's (host mode).
+    pub network: Option<crate::netns::Isolated>,
 }
 
 /// Errors of loading an `--extra-services` file.
@@ -276,6 +293,7 @@ impl ServiceSpec {
             term_timeout: Duration::from_secs(5),
             phase,
             passwd_overlay: false,
+            container: None,
             privileged: false,
         }
     }

@@ -133,6 +133,12 @@ impl Supervisor {
         }
     }
 
+    /// A new respawn policy (a container service's changed spec); the
+    /// state and the crash count stay.
+    pub fn set_policy(&mut self, policy: Respawn) {
+        self.policy = policy;
+    }
+
     /// Current state.
     pub fn state(&self) -> State {
         self.state

@@ -34,7 +34,9 @@ pub const PRINCIPALS: &[Principal] = &[
         service: "oxinit",
         name: "org.oxwrt.Init",
         uid: ROOT_UID,
-        sections: &[],
+        // Container services: `[[services]]`, and the LANs isolated ones
+        // join.
+        sections: &["services", "networks"],
         secret_sections: &[],
     },
     Principal {

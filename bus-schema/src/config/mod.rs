@@ -27,6 +27,11 @@ pub use validate::BUILTIN_SERVICES;
 
 use validate::{Ctx, Secrets, SecretsMode};
 
+/// Router-side ends of isolated container services' veth pairs are
+/// named this plus the service's name: oxinit makes them and puts them on
+/// a LAN bridge; netd, which owns the bridge, leaves them there.
+pub const CONTAINER_LINK_PREFIX: &str = "oxc-";
+
 /// The schema version this firmware reads and writes.
 pub const CURRENT_VERSION: u32 = 1;
 

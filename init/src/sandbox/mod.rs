@@ -16,8 +16,12 @@ mod mounts;
 pub mod seccomp;
 
 use std::{
+    ffi::CString,
     io,
-    os::fd::{AsRawFd, OwnedFd},
+    os::{
+        fd::{AsRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    },
     path::{Path, PathBuf},
 };
 
@@ -38,6 +42,9 @@ pub enum SandboxError {
     /// The mount namespace could not be planned.
     #[error("mount namespace: {0}")]
     Mounts(#[from] mounts::MountError),
+    /// A root directory with a NUL byte.
+    #[error("rootfs: {0}")]
+    Root(#[from] std::ffi::NulError),
 }
 
 /// Says once, at start-up, which layers this kernel and architecture
@@ -58,6 +65,8 @@ pub fn report() {
 #[derive(Debug, Default)]
 pub struct Sandbox {
     mounts: Option<mounts::Plan>,
+    /// A container's `rootfs`, its root after the mounts.
+    root: Option<CString>,
     landlock: Option<OwnedFd>,
     seccomp: Option<&'static [sock_filter]>,
 }
@@ -70,6 +79,20 @@ impl Sandbox {
     /// specs (`spec::merge`); here they are an error all the same.
     pub fn prepare(spec: &ServiceSpec, paths: &Paths, exec: &Path) -> Result<Self, SandboxError> {
         let mut sandbox = Sandbox::default();
+        if let Some(container) = &spec.container {
+            // The operator's binary: no policy or profile of ours fits
+            // it; the read-only view of the system (or of its own root)
+            // and a private /tmp do.
+            let seen = match &container.rootfs {
+                Some(root) => {
+                    sandbox.root = Some(CString::new(root.as_os_str().as_bytes())?);
+                    root.clone()
+                }
+                None => exec.parent().map_or_else(|| "/".into(), Path::to_path_buf),
+            };
+            sandbox.mounts = Some(mounts::Plan::new(&[], &[seen])?);
+            return Ok(sandbox);
+        }
         if let Some(name) = &spec.seccomp {
             // None only where seccompiler cannot compile (said at start-up).
             sandbox.seccomp = seccomp::program(name);
@@ -102,12 +125,21 @@ impl Sandbox {
         Ok(sandbox)
     }
 
-    /// In the child, as root: the mount namespace, if any.
+    /// In the child, as root: the mount namespace, if any, and the
+    /// container's root.
     pub fn enter_namespace(&self) -> io::Result<()> {
-        match &self.mounts {
-            Some(plan) => plan.enter(),
-            None => Ok(()),
+        if let Some(plan) = &self.mounts {
+            plan.enter()?;
         }
+        if let Some(root) = &self.root {
+            // SAFETY: plain syscalls on a string made before fork.
+            if unsafe { libc::chroot(root.as_ptr()) } < 0
+                || unsafe { libc::chdir(c"/".as_ptr()) } < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
     }
 
     /// In the child, after `no_new_privs`: the landlock ruleset, then the

@@ -94,6 +94,20 @@ impl Daemon1 {
     }
 }
 
+/// Serves `domain` as `org.oxwrt.Daemon1` on a connection being built,
+/// for a process that joins the bus its own way: oxinit, whose name is on
+/// the bus before configd is. configd's start-up apply and its
+/// transactions reach the domain there; nothing is fetched or followed.
+pub fn serve_domain<D: Domain>(
+    builder: zbus::connection::Builder<'static>,
+    domain: D,
+) -> zbus::connection::Builder<'static> {
+    let applied = Arc::new(AtomicU64::new(0));
+    let (requests, rx) = mpsc::channel(8);
+    tokio::spawn(serve(domain, rx, applied.clone()));
+    builder.serve_at(DAEMON_PATH, Daemon1 { requests, applied })
+}
+
 /// A daemon on the bus, converged to the running generation.
 pub(crate) struct Joined {
     /// configd; it holds the connection, which the object server keeps

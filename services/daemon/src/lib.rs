@@ -16,6 +16,7 @@ mod ready;
 use std::future::Future;
 use std::process::ExitCode;
 
+pub use bus::serve_domain;
 pub use bus_schema::config::{Sections, section};
 pub use env::Env;
 pub use ready::notify_ready;

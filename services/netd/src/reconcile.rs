@@ -191,13 +191,15 @@ pub fn reconcile(desired: &Desired, observed: &Observed, owned: &Owned) -> Plan 
             ups.push(Action::SetUp(name.clone()));
         }
     }
-    // Ports of a bridge netd owns that the config no longer names go free.
+    // Ports of a bridge netd owns that the config no longer names go free,
+    // but for isolated container services' links (oxinit's).
     for (name, have) in &observed.links {
         let master_owned = have
             .master
             .as_ref()
             .is_some_and(|m| owned.links.contains(m));
-        if master_owned && !desired.links.contains_key(name) {
+        let container = name.starts_with(bus_schema::config::CONTAINER_LINK_PREFIX);
+        if master_owned && !desired.links.contains_key(name) && !container {
             masters.push(Action::SetMaster {
                 device: name.clone(),
                 master: None,

@@ -3,6 +3,7 @@
 //! routed data path (the real netd and fwd) with traffic, and the LAN
 //! services (dhcpd) with real clients.
 
+mod containers;
 mod lab;
 mod lan;
 mod limits;

@@ -114,7 +114,7 @@ impl Router {
     }
 
     /// `ip -n <router> ARGS`.
-    fn ip(&self, args: &[&str]) -> Result<String, BoxError> {
+    pub(crate) fn ip(&self, args: &[&str]) -> Result<String, BoxError> {
         let out = Command::new("ip")
             .args(["-n", &self.ns().router])
             .args(args)
