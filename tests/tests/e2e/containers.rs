@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bus_schema::bus::{Init1Proxy, ServiceStatus};
 use oxwrt_lab::plan::{Plan, ROUTER_LAN_ADDR};
-use oxwrt_lab::testing;
+use oxwrt_lab::testing::{self, TestResult};
 use oxwrt_lab::{wait_for, wait_until};
 
 use crate::router::Router;
@@ -21,9 +21,14 @@ const WAIT: Duration = Duration::from_secs(30);
 
 const ISOLATED_ADDR: &str = "192.168.1.60";
 
-fn services() -> String {
+fn services(rootfs: &str) -> String {
     format!(
         r#"
+[[services]]
+name = "rooted"
+command = ["/bin/busybox", "sh", "-c", "echo root holds $(/bin/busybox ls /); exec /bin/busybox sleep 100000"]
+rootfs = "{rootfs}"
+
 [[services]]
 name = "boxed"
 command = ["/bin/sh", "-c", "echo boxed up; exec sleep 100000"]
@@ -40,6 +45,32 @@ user = "7300:7301"
 depends_on = ["boxed"]
 "#
     )
+}
+
+/// A root directory holding busybox and the libraries it loads (as `ldd`
+/// names them), at their own paths.
+fn busybox_root(dir: &std::path::Path) -> TestResult {
+    let busybox = "/usr/bin/busybox";
+    let ldd = Command::new("ldd").arg(busybox).output()?;
+    let mut files = vec![(busybox.to_string(), "/bin/busybox".to_string())];
+    for line in String::from_utf8(ldd.stdout)?.lines() {
+        let path = line
+            .split("=>")
+            .last()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        if path.starts_with('/') {
+            files.push((path.to_string(), path.to_string()));
+        }
+    }
+    for (from, to) in files {
+        let to = dir.join(to.trim_start_matches('/'));
+        fs::create_dir_all(to.parent().ok_or("no parent")?)?;
+        fs::copy(from, to)?;
+    }
+    Ok(())
 }
 
 /// `argv` in `pid`'s network namespace.
@@ -93,9 +124,23 @@ fn container_services_come_and_go_with_the_config_an_isolated_one_on_the_lan_onl
             })
         };
 
-        router.reload_with("", &services())?;
+        let rootfs = router.lab.root().join("rootfs");
+        busybox_root(&rootfs)?;
+        router.reload_with("", &services(&rootfs.display().to_string()))?;
         let boxed = running("boxed")?;
         let hosted = running("hosted")?;
+
+        // Its own root: what it lists is the directory it was given.
+        let rooted = running("rooted")?;
+        assert_eq!(fs::read_link(format!("/proc/{}/root", rooted.pid))?, rootfs);
+        let logs = wait_for("rooted's listing", Instant::now() + WAIT, || {
+            let logs = router.rt.block_on(init.logs("rooted", 10)).ok()?;
+            logs.into_iter().find(|l| l.contains("root holds"))
+        })?;
+        assert!(
+            logs.contains("root holds bin") && !logs.contains("usr"),
+            "{logs}"
+        );
 
         // Isolated: a namespace of its own, holding only its loopback and
         // its end of the pair, with its address; the router's interfaces
@@ -151,7 +196,9 @@ fn container_services_come_and_go_with_the_config_an_isolated_one_on_the_lan_onl
         let text = fs::read_to_string(&path)?;
         router.reload_with(&text[text.find("[[services]]").ok_or("no services")?..], "")?;
         wait_until("both to be gone", Instant::now() + WAIT, || {
-            service("boxed").is_none() && service("hosted").is_none()
+            ["boxed", "hosted", "rooted"]
+                .iter()
+                .all(|n| service(n).is_none())
         })?;
         wait_until("the isolated link to go", Instant::now() + WAIT, || {
             router

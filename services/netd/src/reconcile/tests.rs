@@ -245,3 +245,30 @@ fn the_cookbook_reconciles_from_its_ports_to_a_fixed_point() {
     let second = reconcile(&desired, &kernel, &first.owned);
     assert_eq!(second.actions, vec![]);
 }
+
+#[test]
+fn a_container_link_on_an_owned_bridge_stays_and_any_other_stray_port_goes_free() {
+    let first = reconcile(&lan(), &bare(), &Owned::default());
+    let mut observed = run(&bare(), &first);
+    // oxinit put an isolated service's link on the bridge; someone else
+    // put eth9 there.
+    observed
+        .links
+        .insert("oxc-adguard".into(), nic(Some("br-lan"), true));
+    observed
+        .links
+        .insert("eth9".into(), nic(Some("br-lan"), true));
+    let plan = reconcile(&lan(), &observed, &first.owned);
+    let freed: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetMaster {
+                device,
+                master: None,
+            } => Some(device.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(freed, ["eth9"]);
+}
