@@ -210,9 +210,15 @@ impl Stack {
         what: &str,
         ok: impl Fn(&ServiceStatus) -> bool,
     ) -> Result<ServiceStatus, BoxError> {
-        Ok(wait_for(what, Instant::now() + WAIT, || {
+        wait_for(what, Instant::now() + WAIT, || {
             self.service(name).ok().filter(|s| ok(s))
-        })?)
+        })
+        .map_err(|e| {
+            let logs = self
+                .init()
+                .and_then(|i| Ok(self.rt.block_on(i.logs(name, 5))?));
+            format!("{e}: {:?}, its log: {logs:?}", self.service(name)).into()
+        })
     }
 
     fn generation(&self) -> Result<u64, BoxError> {
