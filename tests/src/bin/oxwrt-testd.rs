@@ -31,6 +31,11 @@ struct Args {
     /// Exits at once with this status, before joining.
     #[arg(long)]
     exit_with: Option<u8>,
+    /// Before joining, fills this many MiB of memory, then sleeps
+    /// forever: a service past its memory limit, but a bounded one where
+    /// no limit stops it.
+    #[arg(long)]
+    hog_mib: Option<usize>,
     /// Before joining, tries what a sandbox allows and forbids (files
     /// inside and outside its state, `/tmp`, a UDP socket) and records
     /// each outcome as one `probe` line.
@@ -141,6 +146,14 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(code) = args.exit_with {
         return ExitCode::from(code);
+    }
+    if let Some(mib) = args.hog_mib {
+        // Every page written, so every page is charged.
+        let held = vec![1u8; mib << 20];
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+            std::hint::black_box(&held);
+        }
     }
     oxwrt_daemon::init_logging();
     if let Some(what) = &args.forbidden {

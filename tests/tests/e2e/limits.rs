@@ -15,15 +15,18 @@ use crate::spine::Stack;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// `tail /dev/zero` keeps its one endless "line" in memory: it grows until
-/// something stops it. `hog` does so on its first run only (it leaves a
-/// mark in `$RUN`), then sleeps; `hog-once` does so every run, but is
-/// never restarted.
-const SERVICES: &str = r#"
+/// `hog` fills 128 MiB (`oxwrt-testd --hog-mib`) on its first run only (it
+/// leaves a mark in `$RUN`), then sleeps; `hog-once` does so every run,
+/// but is never restarted. Without a limit each would just hold its
+/// 128 MiB.
+fn services() -> String {
+    let testd = env!("CARGO_BIN_EXE_oxwrt-testd");
+    format!(
+        r#"
 [[service]]
 name = "hog"
 exec = "/bin/sh"
-args = ["-c", 'echo ready >&3; if [ -e "$OXWRT_RUN/hogged" ]; then exec sleep 1000; fi; : > "$OXWRT_RUN/hogged"; exec tail /dev/zero']
+args = ["-c", 'echo ready >&3; if [ -e "$OXWRT_RUN/hogged" ]; then exec sleep 1000; fi; : > "$OXWRT_RUN/hogged"; exec {testd} --hog-mib 128']
 depends_on = ["configd"]
 memory_max = "32M"
 pids_max = 8
@@ -32,8 +35,9 @@ backoff_min_ms = 50
 
 [[service]]
 name = "hog-once"
-exec = "/bin/sh"
-args = ["-c", "echo ready >&3; exec tail /dev/zero"]
+exec = "{testd}"
+args = ["--hog-mib", "128"]
+ready = "spawned"
 depends_on = ["configd"]
 memory_max = "16M"
 restart = "never"
@@ -43,7 +47,9 @@ name = "neighbour"
 exec = "/bin/sh"
 args = ["-c", "echo ready >&3; exec sleep 1000"]
 depends_on = ["configd"]
-"#;
+"#
+    )
+}
 
 /// Why this host cannot give a process of this test a memory and a pids
 /// cgroup, if it cannot: oxinit uses v1's memory and pids hierarchies, or
@@ -119,7 +125,7 @@ fn a_service_past_its_memory_limit_is_oom_killed_reported_and_restarted_alone() 
             testing::skip(&reason);
             return Ok(());
         }
-        let mut stack = Stack::start_services(scope, SERVICES)?;
+        let mut stack = Stack::start_services(scope, &services())?;
         let neighbour = stack.wait_service("neighbour", "the neighbour to run", |s| {
             s.state == "running"
         })?;
