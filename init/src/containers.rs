@@ -20,7 +20,6 @@ use bus_schema::config::{
     CONTAINER_LINK_PREFIX, Sections,
     model::{self, NetworkKind, ServiceNetwork},
     section,
-    wire::RestartPolicy,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,7 +27,7 @@ use crate::{
     cgroup::Limits,
     manager::Event,
     netns::Isolated,
-    spec::{Container, Phase, Ready, Restart, ServiceSpec},
+    spec::{Container, Phase, Ready, ServiceSpec},
 };
 
 /// First uid of the range a container service without `user` gets one
@@ -139,11 +138,7 @@ fn spec(s: &model::Service, networks: &[model::Network]) -> Result<ServiceSpec, 
     };
     spec.depends_on = s.depends_on.clone();
     spec.ready = Ready::Spawned;
-    spec.respawn.restart = match s.restart {
-        RestartPolicy::Always => Restart::Always,
-        RestartPolicy::OnFailure => Restart::OnFailure,
-        RestartPolicy::Never => Restart::Never,
-    };
+    spec.respawn.restart = s.restart;
     let network = match &s.network {
         ServiceNetwork::Host => None,
         ServiceNetwork::Isolated { network, address } => {
@@ -194,6 +189,7 @@ fn own_uid(name: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::Restart;
 
     fn sections(services: &str) -> Sections {
         let text = format!(

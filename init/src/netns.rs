@@ -19,7 +19,9 @@ use std::{
 
 use futures_util::TryStreamExt;
 use nix::sched::{CloneFlags, setns, unshare};
-use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkUnspec, LinkVeth, RouteMessageBuilder, packet_route::link::LinkMessage,
+};
 
 /// Where an isolated service sits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +65,7 @@ fn on_own_thread(net: &Isolated) -> io::Result<OwnedFd> {
         let made = plumb(net, &outside, &inside, &ns).await;
         if made.is_err() {
             // Half made: the router's end goes (the other with it).
-            if let Ok(i) = index(&outside, &net.link).await {
-                let _ = outside.link().del(i).execute().await;
-            }
+            remove(&outside, &net.link).await;
         }
         made
     })
@@ -79,87 +79,77 @@ fn connect() -> io::Result<Handle> {
     Ok(handle)
 }
 
-async fn index(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {
+/// The index of link `name`; an error names it when it is not there.
+async fn index(handle: &Handle, name: &str) -> Result<u32, String> {
     let link = handle
         .link()
         .get()
         .match_name(name.to_string())
         .execute()
         .try_next()
-        .await?;
-    Ok(link.map_or(0, |l| l.header.index))
+        .await;
+    match link {
+        Ok(Some(l)) => Ok(l.header.index),
+        Ok(None) | Err(_) => Err(format!("no link {name}")),
+    }
 }
 
-async fn plumb(
-    net: &Isolated,
-    outside: &Handle,
-    inside: &Handle,
-    ns: &File,
-) -> Result<(), rtnetlink::Error> {
-    // A pair left by an oxinit that died goes first.
-    if let Ok(stale) = index(outside, &net.link).await.map(|i| i > 0) {
-        if stale {
-            let i = index(outside, &net.link).await?;
-            outside.link().del(i).execute().await?;
-        }
+/// Deletes link `name` if it is there.
+async fn remove(handle: &Handle, name: &str) {
+    if let Ok(i) = index(handle, name).await {
+        let _ = handle.link().del(i).execute().await;
     }
+}
+
+/// Sets what `message` says of a link.
+async fn set(handle: &Handle, message: LinkMessage) -> Result<(), String> {
+    handle
+        .link()
+        .set(message)
+        .execute()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn plumb(net: &Isolated, outside: &Handle, inside: &Handle, ns: &File) -> Result<(), String> {
+    let failed = |e: rtnetlink::Error| e.to_string();
+    // A pair left by an oxinit that died, or by a namespace not yet
+    // destroyed after a restart, goes first.
+    remove(outside, &net.link).await;
     let peer = format!("{}.p", &net.link[..net.link.len().min(13)]);
     outside
         .link()
         .add(LinkVeth::new(&net.link, &peer).build())
         .execute()
-        .await?;
+        .await
+        .map_err(failed)?;
     let peer_index = index(outside, &peer).await?;
-    outside
-        .link()
-        .set(
-            LinkUnspec::new_with_index(peer_index)
-                .setns_by_fd(ns.as_raw_fd())
-                .build(),
-        )
-        .execute()
-        .await?;
+    let into_ns = LinkUnspec::new_with_index(peer_index).setns_by_fd(ns.as_raw_fd());
+    set(outside, into_ns.build()).await?;
     let (bridge, host) = (
         index(outside, &net.bridge).await?,
         index(outside, &net.link).await?,
     );
-    outside
-        .link()
-        .set(
-            LinkUnspec::new_with_index(host)
-                .controller(bridge)
-                .up()
-                .build(),
-        )
-        .execute()
-        .await?;
+    let port = LinkUnspec::new_with_index(host).controller(bridge).up();
+    set(outside, port.build()).await?;
     let lo = index(inside, "lo").await?;
-    inside
-        .link()
-        .set(LinkUnspec::new_with_index(lo).up().build())
-        .execute()
-        .await?;
+    set(inside, LinkUnspec::new_with_index(lo).up().build()).await?;
     let eth = index(inside, &peer).await?;
-    inside
-        .link()
-        .set(LinkUnspec::new_with_index(eth).name(INSIDE).up().build())
-        .execute()
-        .await?;
+    set(
+        inside,
+        LinkUnspec::new_with_index(eth).name(INSIDE).up().build(),
+    )
+    .await?;
     let (address, prefix) = net.address;
     inside
         .address()
         .add(eth, address.into(), prefix)
         .execute()
-        .await?;
-    inside
-        .route()
-        .add(
-            RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(net.gateway)
-                .output_interface(eth)
-                .build(),
-        )
-        .execute()
-        .await?;
-    Ok(())
+        .await
+        .map_err(failed)?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(net.gateway)
+        .output_interface(eth)
+        .build();
+    inside.route().add(route).execute().await.map_err(failed)
 }

@@ -30,6 +30,8 @@ use std::{collections::HashSet, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
+pub use bus_schema::config::wire::RestartPolicy as Restart;
+
 use crate::{
     cgroup::Limits,
     paths::Paths,
@@ -58,22 +60,11 @@ pub enum Ready {
     Spawned,
 }
 
-/// Which ends of a process are followed by a new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Restart {
-    /// Every end: a daemon is meant to run forever.
-    Always,
-    /// A non-zero exit or a signal; exit 0 leaves it stopped.
-    OnFailure,
-    /// None: it stays stopped until Start or Restart.
-    Never,
-}
-
 /// Respawn policy and limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Respawn {
-    /// Which ends are followed by a respawn.
+    /// Which ends are followed by a respawn (the config's own enum:
+    /// `always`, `on-failure`, `never`).
     pub restart: Restart,
     /// First delay after a crash; doubles per crash.
     pub backoff_min: Duration,

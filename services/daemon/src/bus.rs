@@ -39,6 +39,16 @@ struct Daemon1 {
     applied: Arc<AtomicU64>,
 }
 
+impl Daemon1 {
+    /// The interface, and the receiving end its requests reach the
+    /// domain task ([`serve`]) by.
+    fn new() -> (Self, mpsc::Receiver<Request>) {
+        let (requests, rx) = mpsc::channel(8);
+        let applied = Arc::new(AtomicU64::new(0));
+        (Self { requests, applied }, rx)
+    }
+}
+
 const IFACE: &str = "org.oxwrt.Daemon1";
 
 /// Hands a request to the domain task and waits for its answer.
@@ -102,10 +112,9 @@ pub fn serve_domain<D: Domain>(
     builder: zbus::connection::Builder<'static>,
     domain: D,
 ) -> zbus::connection::Builder<'static> {
-    let applied = Arc::new(AtomicU64::new(0));
-    let (requests, rx) = mpsc::channel(8);
-    tokio::spawn(serve(domain, rx, applied.clone()));
-    builder.serve_at(DAEMON_PATH, Daemon1 { requests, applied })
+    let (iface, rx) = Daemon1::new();
+    tokio::spawn(serve(domain, rx, iface.applied.clone()));
+    builder.serve_at(DAEMON_PATH, iface)
 }
 
 /// A daemon on the bus, converged to the running generation.
@@ -129,12 +138,8 @@ impl Joined {
         mut domain: D,
         serve_more: crate::Serve,
     ) -> Result<Self, RunError> {
-        let applied = Arc::new(AtomicU64::new(0));
-        let (requests, rx) = mpsc::channel(8);
-        let iface = Daemon1 {
-            requests: requests.clone(),
-            applied: applied.clone(),
-        };
+        let (iface, rx) = Daemon1::new();
+        let (requests, applied) = (iface.requests.clone(), iface.applied.clone());
         let builder =
             zbus::connection::Builder::address(env.bus.as_str()).serve_at(DAEMON_PATH, iface);
         let conn = serve_more(builder)

@@ -45,18 +45,9 @@ impl Lab {
         })
     }
 
-    pub(super) fn start_child<S: AsRef<OsStr>>(
-        &self,
-        label: &str,
-        ns: &str,
-        argv: &[S],
-    ) -> Result<ChildGuard, LabError> {
-        self.start_child_at(label, Some(ns), argv)
-    }
-
     /// Starts `argv` in network namespace `ns` (`ip netns exec`), or as
     /// it is.
-    pub(super) fn start_child_at<S: AsRef<OsStr>>(
+    pub(super) fn start_child<S: AsRef<OsStr>>(
         &self,
         label: &str,
         ns: Option<&str>,
@@ -79,7 +70,7 @@ impl Lab {
         ns: &str,
         argv: &[S],
     ) -> Result<&mut ChildGuard, LabError> {
-        let child = self.start_child(label, ns, argv)?;
+        let child = self.start_child(label, Some(ns), argv)?;
         self.state.processes.push(child.record().clone());
         self.save()?;
         self.children.push(child);

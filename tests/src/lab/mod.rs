@@ -325,13 +325,15 @@ impl Lab {
             .map_or_else(|| "cmd".into(), |p| p.to_string_lossy().into_owned());
         let label = format!("{role}-{program}-{}", self.spawned);
         let child = if mounts {
-            self.start_child(&label, ns, argv)?
+            self.start_child(&label, Some(ns), argv)?
         } else {
-            let mut full: Vec<OsString> =
-                ["nsenter".into(), format!("--net=/run/netns/{ns}").into()].into();
-            full.push("--".into());
+            let mut full: Vec<OsString> = vec![
+                "nsenter".into(),
+                format!("--net=/run/netns/{ns}").into(),
+                "--".into(),
+            ];
             full.extend(argv.iter().map(|a| a.as_ref().to_owned()));
-            self.start_child_at(&label, None, &full)?
+            self.start_child(&label, None, &full)?
         };
         self.state.processes.push(child.record().clone());
         self.save()?;
