@@ -42,6 +42,7 @@ restart = "always"
 name = "hosted"
 command = ["/bin/sleep", "100000"]
 user = "7300:7301"
+capabilities = ["CAP_NET_BIND_SERVICE"]
 depends_on = ["boxed"]
 "#
     )
@@ -168,6 +169,11 @@ fn container_services_come_and_go_with_the_config_an_isolated_one_on_the_lan_onl
         assert!((7200..8000).contains(&first), "{uid}");
         assert_eq!(status_field(boxed.pid, "CapEff:")?, "0000000000000000");
         assert_eq!(status_field(boxed.pid, "NoNewPrivs:")?, "1");
+        // Its cgroup holds the config's memory limit.
+        if crate::limits::no_cgroups().is_none() {
+            let (memory, _) = crate::limits::limits(boxed.pid)?;
+            assert_eq!(memory, (32u64 << 20).to_string(), "boxed's memory_max");
+        }
 
         // Host mode: the router's namespace, the uid and gid it was given.
         assert_eq!(
@@ -176,6 +182,10 @@ fn container_services_come_and_go_with_the_config_an_isolated_one_on_the_lan_onl
         );
         assert_eq!(status_field(hosted.pid, "Uid:")?, "7300 7300 7300 7300");
         assert_eq!(status_field(hosted.pid, "Gid:")?, "7301 7301 7301 7301");
+        // Exactly the capabilities the config gives it (bit 10).
+        for set in ["CapEff:", "CapBnd:", "CapAmb:"] {
+            assert_eq!(status_field(hosted.pid, set)?, "0000000000000400", "{set}");
+        }
 
         // Logs and restart as for any service; the namespace stays.
         let logs = router.rt.block_on(init.logs("boxed", 10))?;
