@@ -1,11 +1,12 @@
 //! Every type that crosses an oxwrt process boundary, so that a daemon and
 //! its clients can never disagree: the config model and its validation
-//! and the bus interfaces (later: control-plane messages).
+//! the bus interfaces and the control plane's protocol.
 
 #![forbid(unsafe_code)]
 
 pub mod bus;
 pub mod config;
+pub mod control;
 
 /// Exit statuses of oxwrt processes (sysexits), which oxinit reads to
 /// decide whether to respawn.

@@ -49,6 +49,16 @@ impl InitServer {
         rx.await
             .map_err(|_| BusError::Failed("supervisor is gone".into()))?
     }
+
+    /// A service's log ring.
+    fn ring(&self, name: &str) -> Result<std::sync::Arc<crate::logs::LogRing>, BusError> {
+        self.rings
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BusError::NotFound(format!("no service {name}")))
+    }
 }
 
 #[zbus::interface(name = "org.oxwrt.Init1")]
@@ -100,14 +110,22 @@ impl InitServer {
         lines: u32,
     ) -> Result<Vec<String>, BusError> {
         authorize(conn, &header, INTERFACE, "Logs").await?;
-        let ring = self
-            .rings
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&name)
-            .cloned()
-            .ok_or_else(|| BusError::NotFound(format!("no service {name}")))?;
-        Ok(ring.last(usize::try_from(lines).unwrap_or(usize::MAX)))
+        Ok(self
+            .ring(&name)?
+            .last(usize::try_from(lines).unwrap_or(usize::MAX)))
+    }
+
+    /// The lines a service wrote from number `seq` on, and the number to
+    /// ask for next: `logs --follow` polls this.
+    async fn logs_since(
+        &self,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] header: Header<'_>,
+        name: String,
+        seq: u64,
+    ) -> Result<(u64, Vec<String>), BusError> {
+        authorize(conn, &header, INTERFACE, "LogsSince").await?;
+        Ok(self.ring(&name)?.since(seq))
     }
 
     /// Boot phase.

@@ -16,7 +16,15 @@ const MAX_LINE: usize = 4096;
 #[derive(Debug)]
 pub struct LogRing {
     capacity: usize,
-    lines: Mutex<VecDeque<String>>,
+    lines: Mutex<Lines>,
+}
+
+/// The kept lines and how many were ever pushed: the sequence number of
+/// the line after the newest, so a follower can ask for what came since.
+#[derive(Debug, Default)]
+struct Lines {
+    kept: VecDeque<String>,
+    pushed: u64,
 }
 
 impl LogRing {
@@ -24,7 +32,10 @@ impl LogRing {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            lines: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
+            lines: Mutex::new(Lines {
+                kept: VecDeque::with_capacity(capacity.min(1024)),
+                pushed: 0,
+            }),
         }
     }
 
@@ -34,21 +45,37 @@ impl LogRing {
             return;
         }
         let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
-        while lines.len() >= self.capacity {
-            lines.pop_front();
+        while lines.kept.len() >= self.capacity {
+            lines.kept.pop_front();
         }
-        lines.push_back(line);
+        lines.kept.push_back(line);
+        lines.pushed += 1;
     }
 
     /// The last `n` lines, oldest first; `n == 0` means all.
     pub fn last(&self, n: usize) -> Vec<String> {
         let lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = &lines.kept;
         let n = if n == 0 {
-            lines.len()
+            kept.len()
         } else {
-            n.min(lines.len())
+            n.min(kept.len())
         };
-        lines.iter().skip(lines.len() - n).cloned().collect()
+        kept.iter().skip(kept.len() - n).cloned().collect()
+    }
+
+    /// The kept lines numbered `seq` and later (lines are numbered from 0
+    /// in the order pushed), and the number of the next line to come. A
+    /// follower passes that number back; lines dropped from the ring
+    /// before it asked are skipped.
+    pub fn since(&self, seq: u64) -> (u64, Vec<String>) {
+        let lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = lines.pushed - lines.kept.len() as u64;
+        let skip = usize::try_from(seq.saturating_sub(first)).unwrap_or(usize::MAX);
+        (
+            lines.pushed,
+            lines.kept.iter().skip(skip).cloned().collect(),
+        )
     }
 }
 
@@ -108,6 +135,23 @@ mod tests {
         let none = LogRing::new(0);
         none.push("x".into());
         assert!(none.last(0).is_empty());
+    }
+
+    #[test]
+    fn a_follower_gets_each_line_once_and_skips_what_the_ring_dropped() {
+        let ring = LogRing::new(3);
+        assert_eq!(ring.since(0), (0, vec![]));
+        ring.push("a".into());
+        ring.push("b".into());
+        let (next, lines) = ring.since(0);
+        assert_eq!((next, lines), (2, vec!["a".to_string(), "b".into()]));
+        assert_eq!(ring.since(next), (2, vec![]));
+        for l in ["c", "d", "e", "f"] {
+            ring.push(l.into());
+        }
+        // "c" was dropped before the follower asked again.
+        assert_eq!(ring.since(2), (6, vec!["d".into(), "e".into(), "f".into()]));
+        assert_eq!(ring.since(5), (6, vec!["f".to_string()]));
     }
 
     #[test]

@@ -89,7 +89,8 @@ pub const PRINCIPALS: &[Principal] = &[
         service: "ctld",
         name: "org.oxwrt.Control",
         uid: CTLD_UID,
-        sections: &["control"],
+        // `networks`: the addresses of the networks it listens on.
+        sections: &["control", "networks"],
         secret_sections: &[],
     },
 ];
@@ -117,12 +118,13 @@ pub const RESTRICTED: &[Restricted] = &[
     Restricted {
         interface: "org.oxwrt.Init1",
         // Logs: a service's output can say more than its bus interface.
-        members: &["Restart", "Stop", "Start", "Logs"],
+        members: &["Restart", "Stop", "Start", "Logs", "LogsSince"],
         callers: &[ROOT_UID, CTLD_UID],
     },
     Restricted {
         interface: "org.oxwrt.Config1",
-        members: &["Reload", "Push", "Confirm", "Rollback"],
+        // Export: the pair with its secrets.
+        members: &["Reload", "Push", "Confirm", "Rollback", "Export"],
         callers: &[ROOT_UID, CTLD_UID],
     },
     Restricted {

@@ -27,6 +27,9 @@ pub trait Init1 {
     fn start(&self, name: &str) -> zbus::Result<()>;
     /// The last `lines` lines a service wrote.
     fn logs(&self, name: &str, lines: u32) -> zbus::Result<Vec<String>>;
+    /// The lines a service wrote from number `seq` on (numbered from 0 in
+    /// order), and the number of the next line: what a follower polls.
+    fn logs_since(&self, name: &str, seq: u64) -> zbus::Result<(u64, Vec<String>)>;
     /// Boot phase: `early`, `bus`, `config`, `services`, `running`,
     /// `shutdown`.
     #[zbus(property)]
@@ -56,6 +59,11 @@ pub trait Config1 {
     /// One section of the running generation as JSON; secrets are
     /// resolved only for a caller that owns a name entitled to them.
     fn get_section(&self, name: &str) -> zbus::Result<(u64, String)>;
+    /// The running generation's public file, as written.
+    fn source(&self) -> zbus::Result<(u64, String)>;
+    /// The running generation's pair (public, secrets): for backups.
+    /// Restricted to root and ctld.
+    fn export(&self) -> zbus::Result<(u64, String, String)>;
     /// Validates `$ETC`'s pair (or the pushed candidate) and applies it
     /// through the transaction. `confirm_secs` > 0 makes it provisional.
     fn reload(&self, dry_run: bool, confirm_secs: u32, comment: &str) -> zbus::Result<ApplyReport>;

@@ -28,6 +28,7 @@ struct Published {
     confirm_deadline: u64,
     redacted: Sections,
     exposed: Sections,
+    pair: Pair,
 }
 
 impl Published {
@@ -39,6 +40,7 @@ impl Published {
             confirm_deadline: core.confirm_deadline(),
             redacted: g.redacted.clone(),
             exposed: g.exposed.clone(),
+            pair: g.pair.clone(),
         }
     }
 }
@@ -271,6 +273,30 @@ impl Config1 {
             ))
         })?;
         Ok((p.generation, json.clone()))
+    }
+
+    /// The running generation's public file as it was written (it holds
+    /// no secrets: they live in the secrets file).
+    async fn source(&self) -> Result<(u64, String), BusError> {
+        let p = self
+            .published
+            .read()
+            .map_err(|_| BusError::Failed("state lock poisoned".into()))?;
+        Ok((p.generation, p.pair.public.clone()))
+    }
+
+    /// The running generation's pair, secrets included: for backups.
+    async fn export(
+        &self,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(u64, String, String), BusError> {
+        authorize(conn, &header, IFACE, "Export").await?;
+        let p = self
+            .published
+            .read()
+            .map_err(|_| BusError::Failed("state lock poisoned".into()))?;
+        Ok((p.generation, p.pair.public.clone(), p.pair.secrets.clone()))
     }
 
     async fn reload(
