@@ -333,7 +333,17 @@ pub fn builtins(paths: &Paths) -> Vec<ServiceSpec> {
     // Room for the default cache (10,000 records, about 5 MB measured
     // under the DNS benchmark) many times over, and for blocklists.
     dnsd.limits = daemon_limits(128);
-    vec![crate::broker::spec(paths), configd, netd, fwd, dhcpd, dnsd]
+    // No capability: the control plane's default port is not privileged.
+    let ctld = daemon("ctld", &[]);
+    vec![
+        crate::broker::spec(paths),
+        configd,
+        netd,
+        fwd,
+        dhcpd,
+        dnsd,
+        ctld,
+    ]
 }
 
 /// A config-consuming daemon: its binary of the same name, its uid from
@@ -460,6 +470,7 @@ max_crashes = 2
                 "fwd".into(),
                 "dhcpd".into(),
                 "dnsd".into(),
+                "ctld".into(),
             ],
         )
         .expect("merges");
@@ -485,6 +496,7 @@ max_crashes = 2
             ("fwd", &["CAP_NET_ADMIN"][..]),
             ("dhcpd", &["CAP_NET_RAW", "CAP_NET_BIND_SERVICE"][..]),
             ("dnsd", &["CAP_NET_BIND_SERVICE"][..]),
+            ("ctld", &[][..]),
         ] {
             let spec = all.iter().find(|s| s.name == name).expect("builtin");
             let principal = bus_schema::bus::policy::by_service(name).expect("principal");

@@ -89,8 +89,9 @@ pub const PRINCIPALS: &[Principal] = &[
         service: "ctld",
         name: "org.oxwrt.Control",
         uid: CTLD_UID,
-        // `networks`: the addresses of the networks it listens on.
-        sections: &["control", "networks"],
+        // `networks`: the addresses of the networks it listens on;
+        // `system`: the hostname `status` reports.
+        sections: &["control", "networks", "system"],
         secret_sections: &[],
     },
 ];

@@ -71,6 +71,10 @@ pub static PROFILES: &[(&str, &[Grant])] = &[
     ("fwd", &[]),
     ("dhcpd", &[write(Anchor::OwnState, "the lease journal")]),
     (
+        "ctld",
+        &[write(Anchor::OwnState, "its server key and the audit log")],
+    ),
+    (
         "dnsd",
         &[read(
             Anchor::Etc,

@@ -107,6 +107,8 @@ fn as_pid1_it_mounts_names_the_host_boots_and_reboots_on_sigterm() {
             "dhcpd",
             "--without",
             "dnsd",
+            "--without",
+            "ctld",
         ])
         .stdin(Stdio::null())
         .spawn()

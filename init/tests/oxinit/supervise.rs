@@ -58,6 +58,8 @@ impl Router {
                 "dhcpd",
                 "--without",
                 "dnsd",
+                "--without",
+                "ctld",
             ])
             .arg("--extra-services")
             .arg(&file)

@@ -136,7 +136,7 @@ impl Stack {
         let bin_dir = oxinit.parent().ok_or("no bin dir")?.to_path_buf();
         // The real daemons stay out unless a test daemon stands in for them.
         let mut without: Vec<String> = without.iter().map(|s| s.to_string()).collect();
-        for real in ["netd", "fwd", "dhcpd", "dnsd"] {
+        for real in ["netd", "fwd", "dhcpd", "dnsd", "ctld"] {
             if !daemons.iter().any(|d| d.service == real) {
                 without.push(real.to_string());
             }

@@ -143,7 +143,7 @@ const WAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 fn build_stack() -> Result<Boot> {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("building oxinit, configd, netd, fwd, dhcpd and dnsd...");
+    eprintln!("building oxinit, configd, netd, fwd, dhcpd, dnsd and ctld...");
     let status = std::process::Command::new(cargo)
         .args(["build", "--quiet", "--manifest-path", manifest])
         .args([
