@@ -59,8 +59,8 @@ pub trait Config1 {
     /// One section of the running generation as JSON; secrets are
     /// resolved only for a caller that owns a name entitled to them.
     fn get_section(&self, name: &str) -> zbus::Result<(u64, String)>;
-    /// The running generation's public file, as written.
-    fn source(&self) -> zbus::Result<(u64, String)>;
+    /// The running config as TOML, defaults filled in, secrets redacted.
+    fn dump(&self) -> zbus::Result<(u64, String)>;
     /// The running generation's pair (public, secrets): for backups.
     /// Restricted to root and ctld.
     fn export(&self) -> zbus::Result<(u64, String, String)>;

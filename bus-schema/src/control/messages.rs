@@ -21,7 +21,8 @@ pub struct Hello {
     pub software: String,
 }
 
-/// The server's answer to [`Hello`].
+/// The server's answer to [`Hello`] (as [`Reply::Welcome`]; a refusal is
+/// a [`Reply::Error`]).
 #[derive(Clone, PartialEq, Eq, Message)]
 pub struct Welcome {
     /// [`super::PROTOCOL_VERSION`] of the server.
@@ -64,7 +65,7 @@ pub enum Call {
     /// A service's last lines, and with `follow` every new one.
     #[prost(message, tag = "4")]
     Logs(LogsRequest),
-    /// The running public file.
+    /// The running config, defaults filled in, secrets redacted.
     #[prost(message, tag = "5")]
     DumpConfig(Empty),
     /// Validate a pair and keep it as the candidate of the next reload.
@@ -207,7 +208,7 @@ pub struct WatchRequest {
 #[derive(Clone, PartialEq, Eq, Message)]
 pub struct Response {
     /// What came back.
-    #[prost(oneof = "Reply", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")]
+    #[prost(oneof = "Reply", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13")]
     pub reply: Option<Reply>,
 }
 
@@ -250,6 +251,9 @@ pub enum Reply {
     /// `audit`.
     #[prost(message, tag = "12")]
     Audit(AuditLog),
+    /// The answer to a [`Hello`].
+    #[prost(message, tag = "13")]
+    Welcome(Welcome),
 }
 
 /// Why a call failed.
@@ -385,15 +389,15 @@ pub struct LogLines {
     pub lines: Vec<String>,
 }
 
-/// A public file.
+/// The running config.
 #[derive(Clone, PartialEq, Eq, Message)]
 pub struct ConfigText {
     /// Its generation.
     #[prost(uint64, tag = "1")]
     pub generation: u64,
-    /// `oxwrt.toml` as written.
+    /// As TOML, defaults filled in, every secret redacted.
     #[prost(string, tag = "2")]
-    pub public: String,
+    pub toml: String,
 }
 
 /// A stored candidate.

@@ -29,6 +29,7 @@ struct Published {
     redacted: Sections,
     exposed: Sections,
     pair: Pair,
+    dump: String,
 }
 
 impl Published {
@@ -41,6 +42,7 @@ impl Published {
             redacted: g.redacted.clone(),
             exposed: g.exposed.clone(),
             pair: g.pair.clone(),
+            dump: bus_schema::config::dump_redacted(&g.config).unwrap_or_default(),
         }
     }
 }
@@ -275,14 +277,14 @@ impl Config1 {
         Ok((p.generation, json.clone()))
     }
 
-    /// The running generation's public file as it was written (it holds
-    /// no secrets: they live in the secrets file).
-    async fn source(&self) -> Result<(u64, String), BusError> {
+    /// The running config as TOML with defaults filled in and every
+    /// secret redacted (what `oxctl dump-config` prints offline).
+    async fn dump(&self) -> Result<(u64, String), BusError> {
         let p = self
             .published
             .read()
             .map_err(|_| BusError::Failed("state lock poisoned".into()))?;
-        Ok((p.generation, p.pair.public.clone()))
+        Ok((p.generation, p.dump.clone()))
     }
 
     /// The running generation's pair, secrets included: for backups.

@@ -206,8 +206,8 @@ pub async fn answer(cx: &Context<'_>, call: &Call) -> Result<Reply> {
             Reply::Logs(LogLines { lines })
         }
         Call::DumpConfig(_) => {
-            let (generation, public) = proxy!(Config1Proxy, conn)?.source().await?;
-            Reply::Config(ConfigText { generation, public })
+            let (generation, toml) = proxy!(Config1Proxy, conn)?.dump().await?;
+            Reply::Config(ConfigText { generation, toml })
         }
         Call::ConfigPush(p) => {
             let warnings = proxy!(Config1Proxy, conn)?

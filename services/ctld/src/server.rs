@@ -197,7 +197,7 @@ impl Server {
             client: client.name.clone(),
             role: role_name(client.role).into(),
         };
-        frame::write(&mut send, &welcome)
+        frame::write(&mut send, &Response::ok(Reply::Welcome(welcome)))
             .await
             .map_err(|e| e.to_string())?;
         send.finish().map_err(|e| e.to_string())

@@ -14,6 +14,9 @@ pub enum StreamError {
     /// Writing failed (the peer stopped reading, connection lost).
     #[error("write: {0}")]
     Write(#[from] quinn::WriteError),
+    /// Opening a stream failed (connection lost).
+    #[error("open a stream: {0}")]
+    Open(#[from] quinn::ConnectionError),
 }
 
 /// Reads one frame of at most `max` bytes; `None` when the peer finished

@@ -1,0 +1,262 @@
+//! The client side of the control plane: which router, with which keys
+//! ([`target`]), a connection and its calls ([`Session`]), and the errors
+//! that decide `oxctl`'s exit code ([`Failure`]).
+
+pub mod render;
+pub mod target;
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use bus_schema::control::{
+    Call, ErrorCode, Hello, MAX_RESPONSE, PROTOCOL_VERSION, Reply, Request, Response, Welcome,
+    fingerprint, key_hex,
+};
+use oxwrt_quic::{ServerKeySeen, client_config, frame};
+
+pub use target::Target;
+
+/// How long a first contact may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Exit codes (sysexits(3)): scripts can tell these apart.
+pub mod exit {
+    /// A command line that makes no sense.
+    pub const USAGE: u8 = 64;
+    /// The router could not be reached.
+    pub const UNAVAILABLE: u8 = 69;
+    /// Over the rate limit: try again later.
+    pub const TEMPFAIL: u8 = 75;
+    /// Authentication or authorization failed.
+    pub const NO_PERM: u8 = 77;
+    /// The config is invalid (also `oxctl validate`'s).
+    pub const CONFIG: u8 = 78;
+    /// The router could not do what was asked.
+    pub const REMOTE: u8 = 1;
+}
+
+/// Why a remote command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Bad arguments, or a key or file that cannot be used.
+    #[error("{0}")]
+    Usage(String),
+    /// No connection.
+    #[error("{0}")]
+    Connect(String),
+    /// A key was refused (either side's) or the role may not do this.
+    #[error("{0}")]
+    Auth(String),
+    /// The pushed config is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// Over the rate limit.
+    #[error("{0}")]
+    RateLimited(String),
+    /// Anything else the router reported.
+    #[error("{0}")]
+    Remote(String),
+}
+
+impl Failure {
+    /// The exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => exit::USAGE,
+            Failure::Connect(_) => exit::UNAVAILABLE,
+            Failure::Auth(_) => exit::NO_PERM,
+            Failure::Invalid(_) => exit::CONFIG,
+            Failure::RateLimited(_) => exit::TEMPFAIL,
+            Failure::Remote(_) => exit::REMOTE,
+        }
+    }
+
+    /// An error answer from the router.
+    fn of(e: bus_schema::control::Error) -> Self {
+        let m = e.message;
+        match ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unspecified) {
+            ErrorCode::Invalid => Failure::Invalid(m),
+            ErrorCode::Forbidden => Failure::Auth(m),
+            ErrorCode::RateLimited => Failure::RateLimited(m),
+            ErrorCode::BadRequest | ErrorCode::NotConfirmed | ErrorCode::Version => {
+                Failure::Usage(m)
+            }
+            _ => Failure::Remote(m),
+        }
+    }
+}
+
+/// A connection to ctld, past the hello.
+#[derive(Debug)]
+pub struct Session {
+    conn: quinn::Connection,
+    endpoint: quinn::Endpoint,
+    /// What the router said about itself and us.
+    pub welcome: Welcome,
+}
+
+/// Whether a connection error is a TLS alert: a refused key, ours or
+/// theirs.
+fn is_crypto(e: &quinn::ConnectionError) -> bool {
+    let code = match e {
+        quinn::ConnectionError::TransportError(t) => t.code,
+        quinn::ConnectionError::ConnectionClosed(c) => c.error_code,
+        _ => return false,
+    };
+    (0x100..0x200).contains(&u64::from(code))
+}
+
+impl Session {
+    /// Connects, checks both keys and exchanges the protocol version.
+    pub async fn connect(t: &Target) -> Result<Self, Failure> {
+        let seen = ServerKeySeen::default();
+        let config = client_config(&t.key, t.server_key, seen.clone())
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        let local: SocketAddr = if t.address.is_ipv6() {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let mut endpoint = quinn::Endpoint::client(local)
+            .map_err(|e| Failure::Connect(format!("open a udp socket: {e}")))?;
+        endpoint.set_default_client_config(config);
+        let addr = t.address;
+        let connecting = endpoint
+            .connect(addr, "oxwrt")
+            .map_err(|e| Failure::Connect(format!("{addr}: {e}")))?;
+        let refused = |e: quinn::ConnectionError| -> Failure {
+            let presented = *seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match (presented, t.server_key) {
+                (Some(k), None) => Failure::Auth(format!(
+                    "no server key is pinned for {addr}; it presented {} ({}).\n\
+                     Compare with `oxctl --print-server-key` on the router, then pin it: \
+                     --server-key {}, OXCTL_SERVER_KEY, or server_key in {}",
+                    fingerprint(&k),
+                    key_hex(&k),
+                    key_hex(&k),
+                    target::config_path_hint()
+                )),
+                (Some(k), Some(p)) if k != p => Failure::Auth(format!(
+                    "{addr} presented server key {}, not the pinned {}: refusing to talk to it. \
+                     If the router's key was changed on purpose, pin the new one ({}); \
+                     otherwise something is between you and the router",
+                    fingerprint(&k),
+                    fingerprint(&p),
+                    key_hex(&k)
+                )),
+                _ if is_crypto(&e) => Failure::Auth(format!(
+                    "{addr} refused this client's key {} ({e}); is it in [[control.clients]]?",
+                    t.key.fingerprint()
+                )),
+                _ => match e {
+                    quinn::ConnectionError::ApplicationClosed(c) => {
+                        let reason = String::from_utf8_lossy(&c.reason).into_owned();
+                        if u64::from(c.error_code) == 1 {
+                            Failure::Auth(format!("{addr}: {reason}"))
+                        } else {
+                            Failure::Connect(format!("{addr}: {reason}"))
+                        }
+                    }
+                    quinn::ConnectionError::TimedOut => {
+                        Failure::Connect(format!("{addr}: no answer (is ctld listening there?)"))
+                    }
+                    e => Failure::Connect(format!("{addr}: {e}")),
+                },
+            }
+        };
+        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Err(_) => {
+                return Err(Failure::Connect(format!(
+                    "{addr}: no answer within {}s (is ctld listening there?)",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(Err(e)) => return Err(refused(e)),
+            Ok(Ok(c)) => c,
+        };
+        let hello = async {
+            let (mut send, mut recv) = conn.open_bi().await?;
+            let hello = Hello {
+                version: PROTOCOL_VERSION,
+                software: format!("oxctl {}", env!("CARGO_PKG_VERSION")),
+            };
+            frame::write(&mut send, &hello).await?;
+            let _ = send.finish();
+            Ok::<_, frame::StreamError>(frame::read::<Response>(&mut recv, MAX_RESPONSE).await?)
+        };
+        // The server may have refused our key only after our side of the
+        // handshake finished: that shows here, as a closed connection.
+        let first = match hello.await {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(match conn.close_reason() {
+                    Some(reason) => refused(reason),
+                    None => Failure::Connect(format!("{addr}: {e}")),
+                });
+            }
+        };
+        let welcome = match first.and_then(|r| r.reply) {
+            Some(Reply::Welcome(w)) => w,
+            Some(Reply::Error(e)) => return Err(Failure::of(e)),
+            _ => return Err(Failure::Remote(format!("{addr}: no welcome after hello"))),
+        };
+        Ok(Self {
+            conn,
+            endpoint,
+            welcome,
+        })
+    }
+}
+
+impl Session {
+    /// One call, one answer.
+    pub async fn call(&self, call: Call) -> Result<Reply, Failure> {
+        let mut answer = None;
+        self.stream(call, |r| {
+            answer = Some(r);
+            false
+        })
+        .await?;
+        answer.ok_or_else(|| Failure::Remote("the router closed the call without an answer".into()))
+    }
+
+    /// A call whose answers stream: `each` gets every one until it
+    /// returns false or the router ends the stream. An error answer ends
+    /// it with that error.
+    pub async fn stream(
+        &self,
+        call: Call,
+        mut each: impl FnMut(Reply) -> bool,
+    ) -> Result<(), Failure> {
+        let lost = |e: &dyn std::fmt::Display| Failure::Connect(format!("connection: {e}"));
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(&e))?;
+        frame::write(&mut send, &Request { call: Some(call) })
+            .await
+            .map_err(|e| lost(&e))?;
+        let _ = send.finish();
+        loop {
+            let response = frame::read::<Response>(&mut recv, MAX_RESPONSE)
+                .await
+                .map_err(|e| lost(&e))?;
+            match response.and_then(|r| r.reply) {
+                None => return Ok(()),
+                Some(Reply::Error(e)) => return Err(Failure::of(e)),
+                Some(r) => {
+                    if !each(r) {
+                        // Tell the router to stop sending.
+                        let _ = recv.stop(0u8.into());
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the connection and waits until the router was told.
+    pub async fn close(self) {
+        self.conn.close(0u8.into(), b"done");
+        self.endpoint.wait_idle().await;
+    }
+}
