@@ -434,7 +434,7 @@ fn describe(call: &Call) -> String {
             format!("reload --confirm-within {}s", r.confirm_secs)
         }
         Call::Rollback(r) => format!("rollback --to {}", r.to),
-        Call::Backup(b) if b.server_key => "backup --server-key".into(),
+        Call::Backup(b) if b.server_key => "backup --with-server-key".into(),
         other => other.name().into(),
     }
 }

@@ -73,6 +73,7 @@ impl Lab {
                 source,
             }
         })?;
+        self.authorize_operator(&etc.join("oxwrt.toml"))?;
         let mut argv = vec![
             oxinit.display().to_string(),
             "--root".into(),
@@ -122,6 +123,64 @@ impl Lab {
 }
 
 impl Lab {
+    /// When the router's config has a `[control]` section: makes the
+    /// lab's operator key (`<lab dir>/operator.key`, kept across boots),
+    /// authorizes it as `admin` client `lab` at the end of the config,
+    /// and records where ctld will listen.
+    fn authorize_operator(&mut self, config: &Path) -> Result<(), LabError> {
+        let text = fs::read_to_string(config).map_err(|source| LabError::WriteFile {
+            path: config.to_owned(),
+            source,
+        })?;
+        if !text.lines().any(|l| l.trim() == "[control]") {
+            return Ok(());
+        }
+        let key_path = self.dir().join("operator.key");
+        let key =
+            oxwrt_quic::Identity::load_or_create(&key_path).map_err(|e| LabError::WriteFile {
+                path: key_path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        if !text.contains(&key.public_hex()) {
+            let entry = format!(
+                "\n# Added by the lab: its operator key ({}).\n[[control.clients]]\nname = \"lab\"\nkey = \"{}\"\nrole = \"admin\"\n",
+                key_path.display(),
+                key.public_hex()
+            );
+            fs::write(config, text + &entry).map_err(|source| LabError::WriteFile {
+                path: config.to_owned(),
+                source,
+            })?;
+        }
+        self.info.control = Some(crate::info::ControlInfo {
+            addr: format!(
+                "{}:{}",
+                crate::plan::ROUTER_LAN_ADDR,
+                bus_schema::config::wire::DEFAULT_CONTROL_PORT
+            ),
+            key: key_path.display().to_string(),
+            server_key: String::new(),
+        });
+        Ok(())
+    }
+
+    /// Waits until ctld has made its server key and records its public
+    /// half (the key operators pin) in the lab's info.
+    pub fn wait_control(&mut self, timeout: Duration) -> Result<(), LabError> {
+        let path = self.root().join("var/lib/oxwrt/ctld/server.key");
+        let key = crate::wait::wait_for("ctld's server key", Instant::now() + timeout, || {
+            oxwrt_quic::Identity::load(&path).ok()
+        })
+        .map_err(|source| LabError::Ready {
+            source,
+            log: self.dir().join("logs"),
+        })?;
+        if let Some(control) = &mut self.info.control {
+            control.server_key = key.public_hex();
+        }
+        self.save()
+    }
+
     /// Waits until the router's `wan0` holds an address from the ISP's
     /// pool (netd's DHCP client leased it) and records it in the lab's
     /// info.

@@ -4,6 +4,7 @@
 //! services (dhcpd) with real clients.
 
 mod containers;
+mod control;
 mod lab;
 mod lan;
 mod limits;

@@ -36,7 +36,7 @@ pub(crate) struct Router {
 impl Router {
     pub(crate) fn boot(scope: &Scope, lan_clients: usize) -> Result<Router, BoxError> {
         let oxinit = built("oxinit")?;
-        for daemon in ["configd", "netd", "fwd", "dhcpd", "dnsd"] {
+        for daemon in ["configd", "netd", "fwd", "dhcpd", "dnsd", "ctld"] {
             built(daemon)?;
         }
         let mut lab = scope.up(LabConfig {
@@ -49,6 +49,7 @@ impl Router {
         let guard = lab.boot(&Boot::new(bin_dir))?;
         lab.adopt(guard);
         let wan = lab.wait_router_wan(WAIT)?.parse()?;
+        lab.wait_control(WAIT)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

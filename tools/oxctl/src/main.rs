@@ -138,9 +138,9 @@ enum Command {
         /// The tar.gz to write (mode 0600: it holds every secret).
         #[arg(short, long)]
         out: PathBuf,
-        /// Include ctld's private key.
+        /// Include ctld's private key (the restored router keeps its identity).
         #[arg(long)]
-        server_key: bool,
+        with_server_key: bool,
     },
     /// Apply a backup's config pair (destructive: needs --confirm).
     Restore {
@@ -282,8 +282,8 @@ async fn run_remote(s: &Session, command: &Command, out: Out) -> Result<(), Fail
         Command::RollbackList => apply::list(s, out).await,
         Command::Backup {
             out: path,
-            server_key,
-        } => backup::backup(s, path, *server_key).await,
+            with_server_key,
+        } => backup::backup(s, path, *with_server_key).await,
         Command::Restore { file, confirm } => backup::restore(s, file, *confirm, out).await,
         Command::Diag { what } => diag::diag(s, what, out).await,
         Command::Audit { lines } => diag::audit(s, *lines, out).await,
@@ -343,6 +343,10 @@ fn main() -> ExitCode {
         Command::Keygen { out } => offline(cmd::keys::keygen(out)),
         Command::Completions { shell } => offline(cmd::docs::completions(*shell)),
         Command::Man => offline(cmd::docs::man()),
+        Command::Rollback { confirm: false, .. } | Command::Restore { confirm: false, .. } => {
+            eprintln!("oxctl: this replaces the running config; pass --confirm if that is meant");
+            ExitCode::from(remote::exit::USAGE)
+        }
         remote_verb => remote(&cli, remote_verb),
     }
 }
@@ -354,5 +358,15 @@ fn offline(result: anyhow::Result<ExitCode>) -> ExitCode {
             eprintln!("oxctl: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

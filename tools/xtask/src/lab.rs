@@ -131,6 +131,9 @@ fn bring_up(name: Option<String>, shape: Shape) -> Result<Lab> {
         let oxinit = lab.boot(boot)?;
         lab.adopt(oxinit);
         lab.wait_router_wan(WAN_TIMEOUT)?;
+        if lab.info().control.is_some() {
+            lab.wait_control(WAN_TIMEOUT)?;
+        }
     }
     Ok(lab)
 }
@@ -147,7 +150,8 @@ fn build_stack() -> Result<Boot> {
     let status = std::process::Command::new(cargo)
         .args(["build", "--quiet", "--manifest-path", manifest])
         .args([
-            "-p", "oxinit", "-p", "configd", "-p", "netd", "-p", "fwd", "-p", "dhcpd",
+            "-p", "oxinit", "-p", "configd", "-p", "netd", "-p", "fwd", "-p", "dhcpd", "-p",
+            "dnsd", "-p", "ctld", "-p", "oxctl",
         ])
         .status()
         .context("cannot run cargo")?;
@@ -170,6 +174,22 @@ fn print_stack(lab: &Lab) {
         "  busctl --address={bus} call org.oxwrt.Init /org/oxwrt/Init org.oxwrt.Init1 ListServices"
     );
     println!("  busctl --address={bus} introspect org.oxwrt.Config /org/oxwrt/Config");
+    let (Some(control), Some(client)) = (&lab.info().control, lab.info().namespaces.lan.first())
+    else {
+        return;
+    };
+    let oxctl = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.join("oxctl")))
+        .map_or_else(|| "oxctl".into(), |p| p.display().to_string());
+    println!(
+        "\nThe router runs ctld on {} (the LAN); from a LAN client:",
+        control.addr
+    );
+    println!(
+        "  ip netns exec {client} env OXCTL_HOST={} OXCTL_KEY={} OXCTL_SERVER_KEY={} {oxctl} status",
+        control.addr, control.key, control.server_key
+    );
 }
 
 fn detached_down(name: &str) -> Result<()> {

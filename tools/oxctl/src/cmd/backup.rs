@@ -1,9 +1,9 @@
-//! `oxctl backup -o FILE [--server-key]` and `restore FILE --confirm`.
+//! `oxctl backup -o FILE [--with-server-key]` and `restore FILE --confirm`.
 //!
 //! A backup is a tar.gz (mode 0600: it holds every secret) of
 //! `oxwrt.toml`, `oxwrt.secrets.toml`, `leases.json` (dhcpd's leases at
 //! the time), `backup.json` (hostname, generation) and, with
-//! `--server-key`, `server.key` (ctld's identity, so the restored router
+//! `--with-server-key`, `server.key` (ctld's identity, so the restored router
 //! keeps the key operators pinned).
 
 use std::io::Read as _;

@@ -184,7 +184,7 @@ impl Session {
             };
             frame::write(&mut send, &hello).await?;
             let _ = send.finish();
-            Ok::<_, frame::StreamError>(frame::read::<Response>(&mut recv, MAX_RESPONSE).await?)
+            frame::read::<Response>(&mut recv, MAX_RESPONSE).await
         };
         // The server may have refused our key only after our side of the
         // handshake finished: that shows here, as a closed connection.
