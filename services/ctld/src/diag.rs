@@ -1,7 +1,7 @@
 //! What `diag` and `status` read from the kernel directly: routes and
 //! conntrack from `/proc` (no daemon owns them as state), and uptime.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
@@ -44,6 +44,15 @@ pub fn routes() -> Vec<Route> {
     out
 }
 
+/// A next hop as shown: empty when the route is on-link.
+fn gateway(gw: IpAddr) -> String {
+    if gw.is_unspecified() {
+        String::new()
+    } else {
+        gw.to_string()
+    }
+}
+
 /// `/proc/net/route`: little-endian hex addresses, a header line.
 fn parse_v4(text: &str) -> Vec<Route> {
     let hex = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::from_be);
@@ -58,11 +67,7 @@ fn parse_v4(text: &str) -> Vec<Route> {
             let prefix = hex(mask)?.count_ones();
             Some(Route {
                 destination: format!("{dst}/{prefix}"),
-                gateway: if gw.is_unspecified() {
-                    String::new()
-                } else {
-                    gw.to_string()
-                },
+                gateway: gateway(gw.into()),
                 device: dev.to_string(),
                 metric: metric.parse().ok()?,
             })
@@ -87,11 +92,7 @@ fn parse_v6(text: &str) -> Vec<Route> {
             }
             Some(Route {
                 destination: format!("{dst}/{prefix}"),
-                gateway: if gw.is_unspecified() {
-                    String::new()
-                } else {
-                    gw.to_string()
-                },
+                gateway: gateway(gw.into()),
                 device: dev.to_string(),
                 metric,
             })

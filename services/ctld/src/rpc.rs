@@ -127,7 +127,9 @@ async fn status(conn: &Connection, hostname: &str) -> Result<Status> {
     })
 }
 
-fn applied(r: ApplyReport, generation_before: u64) -> Reply {
+/// An apply's report; `generation_before` is filled in by the audit,
+/// which reads the running generation around every mutating call anyway.
+fn applied(r: ApplyReport) -> Reply {
     Reply::Applied(Applied {
         generation: r.generation,
         hash: r.hash,
@@ -139,7 +141,7 @@ fn applied(r: ApplyReport, generation_before: u64) -> Reply {
             .collect(),
         confirm_deadline: r.confirm_deadline,
         warnings: r.warnings,
-        generation_before,
+        generation_before: 0,
     })
 }
 
@@ -177,8 +179,8 @@ pub struct Context<'a> {
     pub hostname: &'a str,
     /// The calling client's name, for comments.
     pub client: &'a str,
-    /// ctld's own private key in hex, for `backup --server-key`.
-    pub server_key: &'a str,
+    /// ctld's own key, for `backup --with-server-key`.
+    pub identity: &'a oxwrt_quic::Identity,
     /// The audit log, for `audit`.
     pub audit: &'a crate::audit::Audit,
 }
@@ -216,15 +218,13 @@ pub async fn answer(cx: &Context<'_>, call: &Call) -> Result<Reply> {
             Reply::Pushed(Pushed { warnings })
         }
         Call::Reload(r) => {
-            let config = proxy!(Config1Proxy, conn)?;
-            let before = config.generation().await?;
             let text = if r.comment.is_empty() {
                 comment("reload")
             } else {
                 format!("{} ({})", r.comment, cx.client)
             };
-            let report = config.reload(r.dry_run, r.confirm_secs, &text).await?;
-            applied(report, before)
+            let config = proxy!(Config1Proxy, conn)?;
+            applied(config.reload(r.dry_run, r.confirm_secs, &text).await?)
         }
         Call::Confirm(_) => {
             proxy!(Config1Proxy, conn)?.confirm().await?;
@@ -234,9 +234,7 @@ pub async fn answer(cx: &Context<'_>, call: &Call) -> Result<Reply> {
         }
         Call::Rollback(r) => {
             let config = proxy!(Config1Proxy, conn)?;
-            let before = config.generation().await?;
-            let report = config.rollback(r.to, &comment("rollback")).await?;
-            applied(report, before)
+            applied(config.rollback(r.to, &comment("rollback")).await?)
         }
         Call::RollbackList(_) => {
             let config = proxy!(Config1Proxy, conn)?;
@@ -266,7 +264,7 @@ pub async fn answer(cx: &Context<'_>, call: &Call) -> Result<Reply> {
                 pair: Some(ConfigPair { public, secrets }),
                 leases_json: serde_json::to_string_pretty(&leases).unwrap_or_default(),
                 server_key: if b.server_key {
-                    cx.server_key.to_string()
+                    cx.identity.private_hex()
                 } else {
                     String::new()
                 },
@@ -279,10 +277,8 @@ pub async fn answer(cx: &Context<'_>, call: &Call) -> Result<Reply> {
                 .as_ref()
                 .ok_or_else(|| Failure::new(ErrorCode::BadRequest, "restore without a pair"))?;
             let config = proxy!(Config1Proxy, conn)?;
-            let before = config.generation().await?;
             config.push(&pair.public, &pair.secrets).await?;
-            let report = config.reload(false, 0, &comment("restore")).await?;
-            applied(report, before)
+            applied(config.reload(false, 0, &comment("restore")).await?)
         }
         Call::Diag(d) => diag(conn, &d.what).await?,
         Call::Audit(a) => {

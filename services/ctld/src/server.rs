@@ -285,13 +285,12 @@ impl Server {
             .bus
             .get()
             .ok_or_else(|| Failure::new(ErrorCode::Failed, "ctld is not on the bus yet"))?;
-        let server_key = self.identity.private_hex();
         let hostname = self.hostname();
         let cx = Context {
             conn: bus,
             hostname: &hostname,
             client: &client.name,
-            server_key: &server_key,
+            identity: &self.identity,
             audit: &self.audit,
         };
         match (&call, kind) {
@@ -310,8 +309,16 @@ impl Server {
         call: &Call,
     ) -> Result<Reply, Failure> {
         let before = rpc::generation(cx.conn).await.unwrap_or(0);
-        let result = rpc::answer(cx, call).await;
-        let after = rpc::generation(cx.conn).await.unwrap_or(0);
+        let mut result = rpc::answer(cx, call).await;
+        // An apply reports the generation it left running; anything else
+        // is asked.
+        let after = match &mut result {
+            Ok(Reply::Applied(a)) => {
+                a.generation_before = before;
+                a.generation
+            }
+            _ => rpc::generation(cx.conn).await.unwrap_or(0),
+        };
         let entry = AuditEntry {
             time: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
