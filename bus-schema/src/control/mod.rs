@@ -27,6 +27,18 @@ pub const MAX_REQUEST: usize = 1 << 20;
 /// Largest frame the server sends: a backup.
 pub const MAX_RESPONSE: usize = 8 << 20;
 
+/// QUIC application close codes of a control connection.
+pub mod close {
+    /// Normal end.
+    pub const DONE: u32 = 0;
+    /// The client's key is not (or no longer) authorized.
+    pub const UNAUTHORIZED: u32 = 1;
+    /// Protocol version mismatch.
+    pub const VERSION: u32 = 2;
+    /// Too many connections on this listener.
+    pub const BUSY: u32 = 3;
+}
+
 /// Errors of frame decoding.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {

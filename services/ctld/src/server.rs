@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bus_schema::config::model::Role;
 use bus_schema::control::{
     AuditEntry, Call, ErrorCode, Hello, Kind, LogLines, MAX_REQUEST, PROTOCOL_VERSION, Reply,
-    Request, Response, Welcome, fingerprint,
+    Request, Response, Welcome, close, fingerprint,
 };
 use oxwrt_quic::{AuthorizedKeys, Identity, frame, peer_key, server_config};
 use tokio::sync::Semaphore;
@@ -28,18 +28,6 @@ const MAX_STREAMS: u32 = 8;
 const FOLLOW_POLL: Duration = Duration::from_millis(250);
 /// Shortest `watch` interval.
 const MIN_WATCH: Duration = Duration::from_millis(200);
-
-/// QUIC application close codes.
-mod close {
-    /// Normal end.
-    pub const DONE: u32 = 0;
-    /// The client's key is not (or no longer) authorized.
-    pub const UNAUTHORIZED: u32 = 1;
-    /// Protocol version mismatch.
-    pub const VERSION: u32 = 2;
-    /// Too many connections on this listener.
-    pub const BUSY: u32 = 3;
-}
 
 /// What every connection shares.
 #[derive(Debug)]

@@ -69,13 +69,7 @@ pub async fn rollback(s: &Session, to: u32, confirm: bool, out: Out) -> Result<(
 
 /// `rollback-list`.
 pub async fn list(s: &Session, out: Out) -> Result<(), Failure> {
-    match s.call(Call::RollbackList(Empty {})).await? {
-        Reply::Snapshots(l) => out.print(
-            render::snapshots(&l.snapshots, l.running),
-            render::snapshots_json(&l.snapshots, l.running),
-        ),
-        r => Err(unexpected(&r)),
-    }
+    out.reply(&s.call(Call::RollbackList(Empty {})).await?)
 }
 
 #[cfg(test)]

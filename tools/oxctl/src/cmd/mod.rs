@@ -40,6 +40,16 @@ impl Out {
     }
 }
 
+impl Out {
+    /// Prints the answer of a reading verb.
+    pub fn reply(self, r: &Reply) -> Result<(), Failure> {
+        match crate::remote::render::reading(r).map_err(Failure::Remote)? {
+            Some((human, json)) => self.print(human, json),
+            None => Err(unexpected(r)),
+        }
+    }
+}
+
 /// An answer of the wrong kind: a router speaking another dialect.
 pub fn unexpected(r: &Reply) -> Failure {
     Failure::Remote(format!("unexpected answer from the router: {r:?}"))

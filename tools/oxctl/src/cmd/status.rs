@@ -20,13 +20,7 @@ pub async fn status(s: &Session, out: Out) -> Result<(), Failure> {
 
 /// `services`.
 pub async fn services(s: &Session, out: Out) -> Result<(), Failure> {
-    match s.call(Call::Services(Empty {})).await? {
-        Reply::Services(l) => out.print(
-            render::services(&l.services),
-            render::services_json(&l.services),
-        ),
-        r => Err(unexpected(&r)),
-    }
+    out.reply(&s.call(Call::Services(Empty {})).await?)
 }
 
 /// `restart SERVICE`.

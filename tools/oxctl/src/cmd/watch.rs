@@ -30,24 +30,14 @@ fn call_of(verb: &[String]) -> Result<Call, Failure> {
     })
 }
 
+/// One answer as the watch prints it.
 fn show(r: &Reply, out: Out) -> String {
-    let (human, json) = match r {
-        Reply::Status(s) => (render::status(s), render::status_json(s)),
-        Reply::Services(l) => (
-            render::services(&l.services),
-            render::services_json(&l.services),
-        ),
-        Reply::Snapshots(l) => (
-            render::snapshots(&l.snapshots, l.running),
-            render::snapshots_json(&l.snapshots, l.running),
-        ),
-        Reply::Diag(d) => {
-            let v: serde_json::Value = serde_json::from_str(&d.json).unwrap_or_default();
-            (render::diag(&v), v)
-        }
-        other => (format!("{other:?}\n"), serde_json::Value::Null),
-    };
-    if out.json { format!("{json}\n") } else { human }
+    match render::reading(r) {
+        Ok(Some((_, json))) if out.json => format!("{json}\n"),
+        Ok(Some((human, _))) => human,
+        Ok(None) => format!("{r:?}\n"),
+        Err(e) => format!("{e}\n"),
+    }
 }
 
 /// Streams until interrupted, or `count` answers.

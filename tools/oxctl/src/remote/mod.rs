@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bus_schema::control::{
     Call, ErrorCode, Hello, MAX_RESPONSE, PROTOCOL_VERSION, Reply, Request, Response, Welcome,
-    fingerprint, key_hex,
+    close, fingerprint, key_hex,
 };
 use oxwrt_quic::{ServerKeySeen, client_config, frame};
 
@@ -106,6 +106,48 @@ fn is_crypto(e: &quinn::ConnectionError) -> bool {
     (0x100..0x200).contains(&u64::from(code))
 }
 
+/// Why a connection to `t` failed, for the operator: a server key that
+/// is not pinned or not the pinned one (`presented`), our key refused, a
+/// refusal with ctld's reason, or no answer.
+fn refusal(t: &Target, presented: Option<[u8; 32]>, e: quinn::ConnectionError) -> Failure {
+    let addr = t.address;
+    match (presented, t.server_key, e) {
+        (Some(k), None, _) => Failure::Auth(format!(
+            "no server key is pinned for {addr}; it presented {} ({}).\n\
+             Compare with `oxctl --print-server-key` on the router, then pin it: \
+             --server-key {}, OXCTL_SERVER_KEY, or server_key in {}",
+            fingerprint(&k),
+            key_hex(&k),
+            key_hex(&k),
+            target::config_path_hint()
+        )),
+        (Some(k), Some(p), _) if k != p => Failure::Auth(format!(
+            "{addr} presented server key {}, not the pinned {}: refusing to talk to it. \
+             If the router's key was changed on purpose, pin the new one ({}); \
+             otherwise something is between you and the router",
+            fingerprint(&k),
+            fingerprint(&p),
+            key_hex(&k)
+        )),
+        (_, _, e) if is_crypto(&e) => Failure::Auth(format!(
+            "{addr} refused this client's key {} ({e}); is it in [[control.clients]]?",
+            t.key.fingerprint()
+        )),
+        (_, _, quinn::ConnectionError::ApplicationClosed(c)) => {
+            let reason = String::from_utf8_lossy(&c.reason).into_owned();
+            if u64::from(c.error_code) == u64::from(close::UNAUTHORIZED) {
+                Failure::Auth(format!("{addr}: {reason}"))
+            } else {
+                Failure::Connect(format!("{addr}: {reason}"))
+            }
+        }
+        (_, _, quinn::ConnectionError::TimedOut) => {
+            Failure::Connect(format!("{addr}: no answer (is ctld listening there?)"))
+        }
+        (_, _, e) => Failure::Connect(format!("{addr}: {e}")),
+    }
+}
+
 impl Session {
     /// Connects, checks both keys and exchanges the protocol version.
     pub async fn connect(t: &Target) -> Result<Self, Failure> {
@@ -124,47 +166,11 @@ impl Session {
         let connecting = endpoint
             .connect(addr, "oxwrt")
             .map_err(|e| Failure::Connect(format!("{addr}: {e}")))?;
-        let refused = |e: quinn::ConnectionError| -> Failure {
+        let refused = |e: quinn::ConnectionError| {
             let presented = *seen
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match (presented, t.server_key) {
-                (Some(k), None) => Failure::Auth(format!(
-                    "no server key is pinned for {addr}; it presented {} ({}).\n\
-                     Compare with `oxctl --print-server-key` on the router, then pin it: \
-                     --server-key {}, OXCTL_SERVER_KEY, or server_key in {}",
-                    fingerprint(&k),
-                    key_hex(&k),
-                    key_hex(&k),
-                    target::config_path_hint()
-                )),
-                (Some(k), Some(p)) if k != p => Failure::Auth(format!(
-                    "{addr} presented server key {}, not the pinned {}: refusing to talk to it. \
-                     If the router's key was changed on purpose, pin the new one ({}); \
-                     otherwise something is between you and the router",
-                    fingerprint(&k),
-                    fingerprint(&p),
-                    key_hex(&k)
-                )),
-                _ if is_crypto(&e) => Failure::Auth(format!(
-                    "{addr} refused this client's key {} ({e}); is it in [[control.clients]]?",
-                    t.key.fingerprint()
-                )),
-                _ => match e {
-                    quinn::ConnectionError::ApplicationClosed(c) => {
-                        let reason = String::from_utf8_lossy(&c.reason).into_owned();
-                        if u64::from(c.error_code) == 1 {
-                            Failure::Auth(format!("{addr}: {reason}"))
-                        } else {
-                            Failure::Connect(format!("{addr}: {reason}"))
-                        }
-                    }
-                    quinn::ConnectionError::TimedOut => {
-                        Failure::Connect(format!("{addr}: no answer (is ctld listening there?)"))
-                    }
-                    e => Failure::Connect(format!("{addr}: {e}")),
-                },
-            }
+            refusal(t, presented, e)
         };
         let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Err(_) => {

@@ -1,7 +1,7 @@
 //! Human output (aligned tables, durations, times) and `--json` output
 //! of the control plane's answers.
 
-use bus_schema::control::{Applied, AuditEntry, Service, Snapshot, Status};
+use bus_schema::control::{Applied, AuditEntry, Reply, Service, Snapshot, Status};
 use serde_json::{Value, json};
 
 /// Rows under headers, each column as wide as its widest cell.
@@ -285,6 +285,26 @@ pub fn audit_json(list: &[AuditEntry]) -> Value {
             })
             .collect(),
     )
+}
+
+/// The answer of a reading verb, for people and for `--json`; `None`
+/// for an answer no reading verb gets.
+pub fn reading(r: &Reply) -> Result<Option<(String, Value)>, String> {
+    Ok(Some(match r {
+        Reply::Status(s) => (status(s), status_json(s)),
+        Reply::Services(l) => (services(&l.services), services_json(&l.services)),
+        Reply::Snapshots(l) => (
+            snapshots(&l.snapshots, l.running),
+            snapshots_json(&l.snapshots, l.running),
+        ),
+        Reply::Audit(a) => (audit(&a.entries), audit_json(&a.entries)),
+        Reply::Diag(d) => {
+            let v: Value =
+                serde_json::from_str(&d.json).map_err(|e| format!("diag answer: {e}"))?;
+            (diag(&v), v)
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// A `diag` answer: an array of flat objects as a table (columns from
