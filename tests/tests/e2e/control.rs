@@ -119,6 +119,14 @@ impl<'a> Ctl<'a> {
     }
 }
 
+/// The lab router with the stack, and a directory for oxctl's files.
+fn boot(scope: &testing::Scope) -> Result<(Router, PathBuf), BoxError> {
+    let router = Router::boot(scope, 1)?;
+    let dir = router.lab.dir().join("oxctl");
+    std::fs::create_dir_all(&dir)?;
+    Ok((router, dir))
+}
+
 fn describe(out: &Output) -> String {
     format!(
         "exit {:?}, stdout {:?}, stderr {:?}",
@@ -142,9 +150,7 @@ fn clients(entries: &[(&str, &str, &str)]) -> String {
 #[test]
 fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
     testing::run(LIMIT, |scope| {
-        let router = Router::boot(scope, 1)?;
-        let dir = router.lab.dir().join("oxctl");
-        std::fs::create_dir_all(&dir)?;
+        let (router, dir) = boot(scope)?;
         let ctl = Ctl::new(&router, &dir)?;
 
         // A new key, authorized in the router's config.
@@ -174,6 +180,23 @@ fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
             assert!(names.contains(&daemon), "{names:?}");
         }
         assert_eq!(ctl.ok(&admin, &["get", "system.hostname"])?, "oxwrt-lab\n");
+        assert!(
+            json["wan"]
+                .as_array()
+                .ok_or("wan")?
+                .iter()
+                .any(|w| w["network"] == "wan" && w["device"] == "wan0"),
+            "{json}"
+        );
+        // The key the lab pinned is the one the router prints.
+        let state = router.lab.root().join("var/lib/oxwrt");
+        let printed = Command::new(&ctl.oxctl)
+            .args(["--print-server-key", "--state"])
+            .arg(&state)
+            .output()?;
+        assert_eq!(String::from_utf8(printed.stdout)?.trim(), ctl.server_key);
+        // restart, as an admin may.
+        assert_eq!(ctl.ok(&admin, &["restart", "dnsd"])?, "restarted dnsd\n");
 
         // A changed config, pushed.
         let etc = router.lab.root().join("etc/oxwrt");
@@ -302,6 +325,7 @@ fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
         let entries = audit.as_array().ok_or("audit")?;
         let rpcs: Vec<&str> = entries.iter().filter_map(|e| e["rpc"].as_str()).collect();
         for rpc in [
+            "restart dnsd",
             "config-push",
             "reload --dry-run",
             "reload",
@@ -317,6 +341,10 @@ fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
             .find(|e| e["rpc"] == "reload")
             .ok_or("no reload entry")?;
         assert_eq!(reload["client"], "admin");
+        assert_eq!(
+            reload["fingerprint"],
+            oxwrt_quic::Identity::load(&admin)?.fingerprint()
+        );
         assert_eq!(reload["result"], "ok");
         assert_eq!(reload["generation_after"], before + 1);
         assert_eq!(reload["generation_before"], before);
@@ -379,9 +407,7 @@ fn read_until(child: &mut Child, marker: &str, count: usize) -> Result<String, B
 #[test]
 fn keys_roles_rate_limits_and_streams_are_enforced_by_ctld() {
     testing::run(LIMIT, |scope| {
-        let router = Router::boot(scope, 1)?;
-        let dir = router.lab.dir().join("oxctl");
-        std::fs::create_dir_all(&dir)?;
+        let (router, dir) = boot(scope)?;
         let ctl = Ctl::new(&router, &dir)?;
         let (admin, admin_pub) = ctl.keygen("admin")?;
         let (reader, reader_pub) = ctl.keygen("reader")?;
@@ -482,6 +508,7 @@ fn keys_roles_rate_limits_and_streams_are_enforced_by_ctld() {
                 limited = Some(String::from_utf8_lossy(&out.stderr).into_owned());
                 break;
             }
+            assert!(out.status.success(), "{}", describe(&out));
         }
         let limited = limited.ok_or("six calls in a row were never rate limited")?;
         assert!(limited.contains("rate limited, retry in"), "{limited}");
@@ -503,12 +530,14 @@ mod raw {
         Call, Empty, ErrorCode, Hello, MAX_RESPONSE, PROTOCOL_VERSION, Reply, Request, Response,
         RollbackRequest,
     };
+    use ctld::server::MAX_CONNECTIONS;
     use oxwrt_quic::{Identity, ServerKeySeen, client_config, frame};
 
     use crate::spine::BoxError;
 
     /// In a thread of its own: joins LAN namespace `ns`, connects, and
-    /// checks that bad frames get errors and a good call still works.
+    /// checks that another protocol version is refused, bad frames get
+    /// errors while a good call still works, and the connection limit.
     pub(super) fn malformed_frames(
         ns: &str,
         host: &str,
@@ -521,26 +550,16 @@ mod raw {
             .enable_all()
             .build()?;
         rt.block_on(async {
-            let pinned = bus_schema::config::value::parse_ed25519_public(server_key)?;
-            let mut ep = quinn::Endpoint::client("0.0.0.0:0".parse()?)?;
-            ep.set_default_client_config(client_config(
-                key,
-                Some(pinned),
-                ServerKeySeen::default(),
-            )?);
-            let conn = ep.connect(host.parse()?, "oxwrt")?.await?;
-            let (mut send, mut recv) = conn.open_bi().await?;
-            let hello = Hello {
-                version: PROTOCOL_VERSION,
-                software: "test".into(),
-            };
-            frame::write(&mut send, &hello).await?;
-            send.finish()?;
-            let welcome = frame::read::<Response>(&mut recv, MAX_RESPONSE).await?;
-            assert!(matches!(
-                welcome.and_then(|r| r.reply),
-                Some(Reply::Welcome(_))
-            ));
+            let (ep, conn) = connect(host, server_key, key).await?;
+            let welcome = hello(&conn, PROTOCOL_VERSION).await?;
+            assert!(matches!(welcome, Some(Reply::Welcome(_))), "{welcome:?}");
+
+            // Another protocol version is refused at the hello.
+            let (_ep2, other) = connect(host, server_key, key).await?;
+            match hello(&other, PROTOCOL_VERSION + 1).await? {
+                Some(Reply::Error(e)) => assert_eq!(e.code, ErrorCode::Version as i32, "{e:?}"),
+                r => return Err(format!("a wrong version got {r:?}").into()),
+            }
 
             let error_for = |bytes: Vec<u8>| {
                 let conn = conn.clone();
@@ -586,7 +605,58 @@ mod raw {
             assert!(matches!(r.and_then(|r| r.reply), Some(Reply::Services(_))));
             conn.close(0u8.into(), b"done");
             ep.wait_idle().await;
+
+            // Each listener serves 16 connections at once; the next is
+            // closed with the reason. (Killed clients above may still hold
+            // slots until their idle timeout, so the refusal may come
+            // sooner; it must come.)
+            let mut held = Vec::new();
+            let mut refused = None;
+            for _ in 0..=MAX_CONNECTIONS {
+                let (ep, conn) = connect(host, server_key, key).await?;
+                match hello(&conn, PROTOCOL_VERSION).await {
+                    Ok(Some(Reply::Welcome(_))) => held.push((ep, conn)),
+                    other => {
+                        refused = Some(format!("{other:?}: {:?}", conn.close_reason()));
+                        break;
+                    }
+                }
+            }
+            let refused = refused.ok_or("no connection over the limit was refused")?;
+            assert!(refused.contains("too many connections"), "{refused}");
+            // Closed, and told to the router, so the slots are free again.
+            for (ep, conn) in held {
+                conn.close(0u8.into(), b"done");
+                ep.wait_idle().await;
+            }
             Ok(())
         })
+    }
+
+    /// A connection with `key`, pinning `server_key`.
+    async fn connect(
+        host: &str,
+        server_key: &str,
+        key: &Identity,
+    ) -> Result<(quinn::Endpoint, quinn::Connection), BoxError> {
+        let pinned = bus_schema::config::value::parse_ed25519_public(server_key)?;
+        let mut ep = quinn::Endpoint::client("0.0.0.0:0".parse()?)?;
+        ep.set_default_client_config(client_config(key, Some(pinned), ServerKeySeen::default())?);
+        let conn = ep.connect(host.parse()?, "oxwrt")?.await?;
+        Ok((ep, conn))
+    }
+
+    /// Sends a hello of `version`; the answer.
+    async fn hello(conn: &quinn::Connection, version: u32) -> Result<Option<Reply>, BoxError> {
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let hello = Hello {
+            version,
+            software: "test".into(),
+        };
+        frame::write(&mut send, &hello).await?;
+        send.finish()?;
+        Ok(frame::read::<Response>(&mut recv, MAX_RESPONSE)
+            .await?
+            .and_then(|r| r.reply))
     }
 }

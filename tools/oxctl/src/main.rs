@@ -369,4 +369,26 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
     }
+
+    #[test]
+    fn completions_and_the_man_page_come_from_the_definition() {
+        let mut bash = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut super::Cli::command(),
+            "oxctl",
+            &mut bash,
+        );
+        let bash = String::from_utf8_lossy(&bash);
+        assert!(bash.contains("config-push") && bash.contains("--confirm-within"));
+        let mut man = Vec::new();
+        clap_mangen::Man::new(super::Cli::command())
+            .render(&mut man)
+            .expect("renders");
+        let man = String::from_utf8_lossy(&man);
+        assert!(
+            man.contains(".TH oxctl") && man.contains("rollback\\-list"),
+            "{man}"
+        );
+    }
 }
