@@ -372,12 +372,17 @@ fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
     });
 }
 
+/// How soon ctld must notice a client that closed its connection:
+/// well within the QUIC idle timeout (30 s), after which it would notice
+/// a client that vanished without a word.
+const CLOSED: Duration = Duration::from_secs(10);
+
 /// Waits for a line of ctld's log containing `text`.
-fn ctld_logged(router: &Router, text: &str) -> TestResult {
+fn ctld_logged(router: &Router, text: &str, within: Duration) -> TestResult {
     let init = router.rt.block_on(Init1Proxy::new(&router.conn))?;
     wait_for(
         &format!("ctld to log {text:?}"),
-        Instant::now() + WAIT,
+        Instant::now() + within,
         || {
             let logs = router.rt.block_on(init.logs("ctld", 0)).ok()?;
             logs.iter().any(|l| l.contains(text)).then_some(())
@@ -454,7 +459,8 @@ fn keys_roles_rate_limits_and_streams_are_enforced_by_ctld() {
             "{err}"
         );
 
-        // watch streams until the client goes; the server ends its stream.
+        // watch streams until the client is stopped; the server ends its
+        // stream at once.
         let mut watch = ctl
             .command(
                 &admin,
@@ -466,9 +472,13 @@ fn keys_roles_rate_limits_and_streams_are_enforced_by_ctld() {
             .spawn()?;
         let seen = read_until(&mut watch, "SERVICE", 3)?;
         assert!(seen.contains("ctld"), "{seen}");
-        watch.kill()?;
-        watch.wait()?;
-        ctld_logged(&router, "watch services stream ended")?;
+        // Ctrl-C, as an operator stops it.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(watch.id())?),
+            nix::sys::signal::Signal::SIGINT,
+        )?;
+        assert_eq!(watch.wait()?.code(), Some(130));
+        ctld_logged(&router, "watch services stream ended", CLOSED)?;
 
         // logs -f: the last lines, then new ones as they are written
         // (each connection makes ctld log one).
@@ -485,9 +495,13 @@ fn keys_roles_rate_limits_and_streams_are_enforced_by_ctld() {
         ctl.ok(&reader, &["status"])?;
         let new = read_until(&mut follow, "reader", 1)?;
         assert!(new.contains("connected"), "{new}");
-        follow.kill()?;
-        follow.wait()?;
-        ctld_logged(&router, "logs --follow ctld stream ended")?;
+        // Ctrl-C, as an operator stops it.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(follow.id())?),
+            nix::sys::signal::Signal::SIGINT,
+        )?;
+        assert_eq!(follow.wait()?.code(), Some(130));
+        ctld_logged(&router, "logs --follow ctld stream ended", CLOSED)?;
 
         // Malformed frames close their stream with an error; the
         // connection and the server go on.

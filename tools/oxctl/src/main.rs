@@ -4,7 +4,7 @@
 //!
 //! Exit codes (sysexits): 0 success, 64 usage, 69 router unreachable,
 //! 75 rate limited, 77 a key refused or a role not allowed, 78 invalid
-//! config, 1 anything else the router reported.
+//! config, 130 interrupted, 1 anything else the router reported.
 
 #![forbid(unsafe_code)]
 
@@ -244,7 +244,10 @@ fn remote(cli: &Cli, command: &Command) -> ExitCode {
     let result = rt.block_on(async {
         let target = Target::resolve(&wanted)?;
         let s = Session::connect(&target).await?;
-        let result = run_remote(&s, command, out).await;
+        let result = tokio::select! {
+            r = run_remote(&s, command, out) => r,
+            _ = tokio::signal::ctrl_c() => Err(Failure::Interrupted),
+        };
         s.close().await;
         result
     });

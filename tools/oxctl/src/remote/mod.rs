@@ -33,6 +33,8 @@ pub mod exit {
     pub const CONFIG: u8 = 78;
     /// The router could not do what was asked.
     pub const REMOTE: u8 = 1;
+    /// Interrupted (SIGINT), as shells report it.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// Why a remote command failed.
@@ -56,6 +58,10 @@ pub enum Failure {
     /// Anything else the router reported.
     #[error("{0}")]
     Remote(String),
+    /// Ctrl-C: the connection was closed first, so the router ends any
+    /// stream at once rather than at its idle timeout.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Failure {
@@ -68,6 +74,7 @@ impl Failure {
             Failure::Invalid(_) => exit::CONFIG,
             Failure::RateLimited(_) => exit::TEMPFAIL,
             Failure::Remote(_) => exit::REMOTE,
+            Failure::Interrupted => exit::INTERRUPTED,
         }
     }
 
