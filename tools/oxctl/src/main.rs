@@ -72,6 +72,15 @@ enum Command {
     },
     /// Hostname, uptime, generation, WAN, LAN clients and every service.
     Status,
+    /// Round trips of `status` over one connection, as ping(8) times echoes.
+    Ping {
+        /// How many calls.
+        #[arg(short = 'c', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        count: u32,
+        /// Seconds between calls (0: back to back).
+        #[arg(short = 'i', long, default_value_t = 1.0)]
+        interval: f64,
+    },
     /// Every service with its state and restarts.
     Services,
     /// Restart one service.
@@ -264,6 +273,9 @@ async fn run_remote(s: &Session, command: &Command, out: Out) -> Result<(), Fail
     use cmd::*;
     match command {
         Command::Status => status::status(s, out).await,
+        Command::Ping { count, interval } => {
+            ping::run(s, *count, seconds("--interval", *interval)?, out).await
+        }
         Command::Services => status::services(s, out).await,
         Command::Restart { service } => status::restart(s, service).await,
         Command::Logs {
@@ -294,13 +306,15 @@ async fn run_remote(s: &Session, command: &Command, out: Out) -> Result<(), Fail
             interval,
             count,
             verb,
-        } => {
-            let every = Duration::try_from_secs_f64(*interval)
-                .map_err(|_| Failure::Usage(format!("--interval {interval}: not a duration")))?;
-            watch::run(s, every, *count, verb, out).await
-        }
+        } => watch::run(s, seconds("--interval", *interval)?, *count, verb, out).await,
         _ => Err(Failure::Usage("not a remote verb".into())),
     }
+}
+
+/// A flag's seconds as a duration.
+fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| Failure::Usage(format!("{flag} {value}: not a duration")))
 }
 
 fn main() -> ExitCode {

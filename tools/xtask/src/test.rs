@@ -14,7 +14,7 @@ use clap::Args;
 /// lab itself needs (ip, ss, sysctl, python3's http.server, setpriv) and
 /// the stack runs (dbus-daemon, the bus broker); fwd builds against
 /// libnftnl and libmnl (found through pkg-config).
-const PACKAGES: &[&str] = &[
+pub(crate) const PACKAGES: &[&str] = &[
     "iproute2",
     "procps",
     "dnsmasq-base",

@@ -8,6 +8,7 @@ pub mod docs;
 pub mod dump_config;
 pub mod keys;
 pub mod logs;
+pub mod ping;
 pub mod schema;
 pub mod status;
 pub mod validate;

@@ -6,7 +6,7 @@ pub mod render;
 pub mod target;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bus_schema::control::{
     Call, ErrorCode, Hello, MAX_RESPONSE, PROTOCOL_VERSION, Reply, Request, Response, Welcome,
@@ -100,6 +100,8 @@ pub struct Session {
     endpoint: quinn::Endpoint,
     /// What the router said about itself and us.
     pub welcome: Welcome,
+    /// How long the handshake and the hello took.
+    pub connected_in: Duration,
 }
 
 /// Whether a connection error is a TLS alert: a refused key, ours or
@@ -158,6 +160,7 @@ fn refusal(t: &Target, presented: Option<[u8; 32]>, e: quinn::ConnectionError) -
 impl Session {
     /// Connects, checks both keys and exchanges the protocol version.
     pub async fn connect(t: &Target) -> Result<Self, Failure> {
+        let start = Instant::now();
         let seen = ServerKeySeen::default();
         let config = client_config(&t.key, t.server_key, seen.clone())
             .map_err(|e| Failure::Usage(e.to_string()))?;
@@ -219,11 +222,17 @@ impl Session {
             conn,
             endpoint,
             welcome,
+            connected_in: start.elapsed(),
         })
     }
 }
 
 impl Session {
+    /// The router's control-plane socket.
+    pub fn address(&self) -> SocketAddr {
+        self.conn.remote_address()
+    }
+
     /// One call, one answer.
     pub async fn call(&self, call: Call) -> Result<Reply, Failure> {
         let mut answer = None;

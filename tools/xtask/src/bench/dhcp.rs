@@ -82,7 +82,7 @@ impl Step {
 }
 
 pub fn run(args: DhcpArgs) -> Result<()> {
-    let dhcpd = super::prepare("dhcp", PACKAGES, args.no_deps_install, "dhcpd")?;
+    let dhcpd = super::prepare("dhcp", PACKAGES, args.no_deps_install, &["dhcpd"])?.join("dhcpd");
     let dir = tempfile::tempdir()?;
     let (load, srv) = (Netns::new("oxbh"), Netns::new("oxbh"));
     load.veth("eth0", &srv, "lan0");

@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use oxwrt_lab::scratch::Netns;
 
-use super::Guard;
+use super::{Guard, status_kib};
 
 #[derive(Debug, Args)]
 pub struct DnsArgs {
@@ -78,7 +78,7 @@ struct Row {
 }
 
 pub fn run(args: DnsArgs) -> Result<()> {
-    let dnsd = super::prepare("dns", PACKAGES, args.no_deps_install, "dnsd")?;
+    let dnsd = super::prepare("dns", PACKAGES, args.no_deps_install, &["dnsd"])?.join("dnsd");
 
     let dir = std::env::temp_dir().join(format!("oxwrt-bench-dns-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -343,18 +343,6 @@ fn dnsperf(ns: &Netns, queries: &Path, extra: &[&str]) -> Result<Run> {
         .and_then(|v| v.trim_end_matches(')').trim_end_matches('%').parse().ok())
         .unwrap_or(0.0);
     Ok(Run { qps, lost_percent })
-}
-
-/// `field` of `/proc/PID/status`, in kB.
-fn status_kib(pid: u32, field: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("read /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
 fn table(rows: &[Row], seconds: u32, rounds: u32) -> String {
