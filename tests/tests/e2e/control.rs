@@ -433,8 +433,22 @@ fn keys_roles_rate_limits_and_streams_are_enforced_by_ctld() {
             "{}",
             describe(&out)
         );
-        // A read-only key reads but cannot reload.
+        // A read-only key reads (ping is status calls) but cannot reload.
         ctl.ok(&reader, &["services"])?;
+        let ping = ctl.ok(&reader, &["ping", "-c", "3", "-i", "0.05"])?;
+        assert!(
+            ping.contains("connected in")
+                && ping.contains("seq=3 time=")
+                && ping.contains("3 calls, round trip min/p50/p99/max"),
+            "{ping}"
+        );
+        let ping: serde_json::Value =
+            serde_json::from_str(&ctl.ok(&reader, &["--json", "ping", "-c", "2", "-i", "0"])?)?;
+        assert_eq!(ping["calls"], 2, "{ping}");
+        for figure in ["connect_ms", "min_ms", "p50_ms", "p99_ms", "max_ms"] {
+            assert!(ping[figure].as_f64().is_some_and(|ms| ms > 0.0), "{ping}");
+        }
+        assert!(ping["min_ms"].as_f64() <= ping["max_ms"].as_f64(), "{ping}");
         let out = ctl.run(&reader, &["reload"])?;
         assert_eq!(out.status.code(), Some(77), "{}", describe(&out));
         assert!(
