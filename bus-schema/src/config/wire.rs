@@ -540,7 +540,7 @@ pub enum DnsProtocol {
     Udp,
     /// Plain DNS over TCP.
     Tcp,
-    /// DNS over TLS (port 853 by default).
+    /// DNS over TLS: rejected, not supported yet.
     Tls,
 }
 
@@ -550,10 +550,10 @@ pub enum DnsProtocol {
 pub struct Upstream {
     /// Address, optionally with port: `1.1.1.1`, `[2606:4700::1111]:53`.
     pub address: String,
-    /// Transport.
+    /// Transport: `udp` or `tcp` (`tls` is rejected: not supported yet).
     #[serde(default)]
     pub protocol: DnsProtocol,
-    /// TLS server name to verify (required for `tls`).
+    /// tls (not supported yet): the server name to verify.
     pub server_name: Option<String>,
 }
 

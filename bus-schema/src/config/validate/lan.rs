@@ -335,15 +335,21 @@ pub(super) fn dns(ctx: &mut Ctx<'_>, c: &wire::Config, names: &Names<'_>) -> Opt
     };
     let upstreams = all(d.upstreams.iter().enumerate().map(|(i, u)| {
         let path = base.key("upstreams").idx(i);
-        let default_port = if u.protocol == DnsProtocol::Tls { 853 } else { 53 };
-        let address = ctx.check(&path.key("address"), parse_socket_addr(&u.address, default_port));
-        let name = match (&u.server_name, u.protocol) {
-            (Some(n), _) => ctx.check(&path.key("server_name"), check_hostname(n, true)).map(|()| Some(n.clone())),
-            (None, DnsProtocol::Tls) => {
-                ctx.err(&path, "`server_name` is required for tls upstreams (it is what the certificate is checked against)");
-                None
-            }
-            (None, _) => Some(None),
+        if u.protocol == DnsProtocol::Tls {
+            // The format keeps DNS over TLS (`protocol = "tls"` with
+            // `server_name`) so that it stays stable, but dnsd has no TLS
+            // client yet: accepting it would pass `validate` and
+            // `config-push` and then fail the reload at dnsd's check.
+            ctx.err(
+                &path.key("protocol"),
+                "protocol \"tls\" is not supported yet (dnsd has no DNS-over-TLS client); use udp or tcp",
+            );
+            return None;
+        }
+        let address = ctx.check(&path.key("address"), parse_socket_addr(&u.address, 53));
+        let name = match &u.server_name {
+            Some(n) => ctx.check(&path.key("server_name"), check_hostname(n, true)).map(|()| Some(n.clone())),
+            None => Some(None),
         };
         Some(model::Upstream {
             address: address?,

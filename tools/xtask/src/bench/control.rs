@@ -406,17 +406,6 @@ fn cookbook(dir: &Path, lab_config: &Path) -> Result<Vec<String>> {
             networks.retain(|n| n.as_str() != Some("wg0"));
         }
     }
-    if let Some(upstreams) = config
-        .get_mut("dns")
-        .and_then(|d| d.get_mut("upstreams"))
-        .and_then(toml::Value::as_array_mut)
-    {
-        let before = upstreams.len();
-        upstreams.retain(|u| u.get("protocol").and_then(toml::Value::as_str) != Some("tls"));
-        if upstreams.len() < before {
-            stripped.push("DNS-over-TLS upstreams: dnsd refuses them (not built yet)".into());
-        }
-    }
     let control = lab
         .get("control")
         .context("the lab's config has no [control]")?;
@@ -785,7 +774,7 @@ mod tests {
         let lab = dir.path().join("lab.toml");
         fs::write(&lab, format!("[control]\nlisten = [\"lan\"]\n{RATE}"))?;
         let stripped = cookbook(dir.path(), &lab)?;
-        assert_eq!(stripped.len(), 5, "{stripped:?}");
+        assert_eq!(stripped.len(), 4, "{stripped:?}");
         let config = dir.path().join("oxwrt.toml");
         if let Err(errors) = bus_schema::config::load_files(
             &config,
