@@ -715,7 +715,7 @@ fn table(r: &Report, args: &ControlArgs) -> String {
         r.connect,
     );
     row(
-        format!("ctld: `oxctl status`-sized process ({n} runs)"),
+        format!("ctld: a whole `oxctl ping -c 1` run ({n} runs)"),
         r.oxctl_process,
     );
     row(
@@ -734,7 +734,8 @@ fn table(r: &Report, args: &ControlArgs) -> String {
     );
     let _ = writeln!(
         out,
-        "\nconfig push and reload, oxctl over QUIC ({} rounds; ms; CPU: every process of the router)",
+        "\nconfig push and reload, ms over {} rounds: the wall time of each oxctl run (a whole\n\
+         run, as in the row above), and the CPU time every process of the router spent in the reload",
         args.rounds
     );
     let _ = writeln!(
