@@ -139,6 +139,11 @@ pub const RESTRICTED: &[Restricted] = &[
         callers: &[ROOT_UID, CTLD_UID],
     },
     Restricted {
+        interface: "org.oxwrt.Dhcp1",
+        members: &["RestoreLeases"],
+        callers: &[ROOT_UID, CTLD_UID],
+    },
+    Restricted {
         // Setting a property is a mutation too; no oxwrt property is
         // writable, so nobody but root gets this far.
         interface: "org.freedesktop.DBus.Properties",
@@ -178,6 +183,9 @@ mod tests {
         assert!(!may_call(7101, "org.oxwrt.Init1", "Logs"));
         assert!(may_call(CTLD_UID, "org.oxwrt.Dns1", "Flush"));
         assert!(!may_call(7101, "org.oxwrt.Dns1", "Flush"));
+        assert!(may_call(CTLD_UID, "org.oxwrt.Dhcp1", "RestoreLeases"));
+        assert!(!may_call(7105, "org.oxwrt.Dhcp1", "RestoreLeases"));
+        assert!(may_call(7105, "org.oxwrt.Dhcp1", "Leases"));
     }
 
     #[test]

@@ -143,6 +143,10 @@ pub trait Dhcp1 {
     /// Every lease dhcpd holds (expired ones are gone), by network and
     /// address.
     fn leases(&self) -> zbus::Result<Vec<DhcpLease>>;
+    /// Takes back a backup's leases (root and ctld only): those the pools
+    /// would still give their clients and no live lease contradicts.
+    /// Returns how many, and each one left out with why.
+    fn restore_leases(&self, leases: &[DhcpLease]) -> zbus::Result<(u32, Vec<String>)>;
     /// Number of leases held.
     #[zbus(property)]
     fn lease_count(&self) -> zbus::Result<u32>;

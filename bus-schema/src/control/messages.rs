@@ -175,6 +175,10 @@ pub struct RestoreRequest {
     /// The operator confirmed; the server refuses without it.
     #[prost(bool, tag = "2")]
     pub confirm: bool,
+    /// The backup's DHCP leases (`leases.json`: dhcpd's `Leases()` as
+    /// JSON), taken back once the pair is applied; empty: none.
+    #[prost(string, tag = "3")]
+    pub leases_json: String,
 }
 
 /// `diag`.
@@ -432,6 +436,12 @@ pub struct Applied {
     /// Running generation before the call.
     #[prost(uint64, tag = "7")]
     pub generation_before: u64,
+    /// `restore`: the backup's leases dhcpd took back.
+    #[prost(uint32, tag = "8")]
+    pub leases_restored: u32,
+    /// `restore`: the backup's leases left out, each with why.
+    #[prost(string, repeated, tag = "9")]
+    pub leases_skipped: Vec<String>,
 }
 
 /// One section's diff.

@@ -2,8 +2,8 @@
 //! every piece of state; ctld holds none of its own but the audit log.
 
 use bus_schema::bus::{
-    ApplyReport, Config1Proxy, Dhcp1Proxy, Dns1Proxy, Firewall1Proxy, Init1Proxy, Net1Proxy,
-    ServiceStatus,
+    ApplyReport, Config1Proxy, Dhcp1Proxy, DhcpLease, Dns1Proxy, Firewall1Proxy, Init1Proxy,
+    Net1Proxy, ServiceStatus,
 };
 use bus_schema::control::{
     Applied, AuditLog, BackupArchive, Call, ConfigPair, ConfigText, DiagTable, Done, ErrorCode,
@@ -142,6 +142,8 @@ fn applied(r: ApplyReport) -> Reply {
         confirm_deadline: r.confirm_deadline,
         warnings: r.warnings,
         generation_before: 0,
+        leases_restored: 0,
+        leases_skipped: Vec::new(),
     })
 }
 
@@ -278,7 +280,19 @@ pub async fn answer(cx: &Context<'_>, call: &Call) -> Result<Reply> {
                 .ok_or_else(|| Failure::new(ErrorCode::BadRequest, "restore without a pair"))?;
             let config = proxy!(Config1Proxy, conn)?;
             config.push(&pair.public, &pair.secrets).await?;
-            applied(config.reload(false, 0, &comment("restore")).await?)
+            let mut reply = applied(config.reload(false, 0, &comment("restore")).await?);
+            // The leases after the pair: they are checked against its pools.
+            if let Reply::Applied(a) = &mut reply
+                && !r.leases_json.is_empty()
+            {
+                match restore_leases(conn, &r.leases_json).await {
+                    Ok((n, skipped)) => (a.leases_restored, a.leases_skipped) = (n, skipped),
+                    Err(e) => a
+                        .warnings
+                        .push_str(&format!("\nleases not restored: {}", e.message)),
+                }
+            }
+            reply
         }
         Call::Diag(d) => diag(conn, &d.what).await?,
         Call::Audit(a) => {
@@ -296,6 +310,18 @@ pub async fn answer(cx: &Context<'_>, call: &Call) -> Result<Reply> {
             ));
         }
     })
+}
+
+/// Hands a backup's leases to dhcpd; how many it took back, and the rest
+/// with why.
+async fn restore_leases(conn: &Connection, json: &str) -> Result<(u32, Vec<String>)> {
+    let leases: Vec<DhcpLease> = serde_json::from_str(json).map_err(|e| {
+        Failure::new(
+            ErrorCode::BadRequest,
+            format!("the backup's leases.json: {e}"),
+        )
+    })?;
+    Ok(proxy!(Dhcp1Proxy, conn)?.restore_leases(&leases).await?)
 }
 
 /// The next lines of a service's log from line `seq` on, and the number

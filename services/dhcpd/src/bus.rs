@@ -1,14 +1,19 @@
-//! `org.oxwrt.Dhcp1` at [`DHCP_PATH`]: the leases, their count, and one
-//! `LeasesChanged` signal per batch of durable lease changes. Read-only.
+//! `org.oxwrt.Dhcp1` at [`DHCP_PATH`]: the leases, their count, one
+//! `LeasesChanged` signal per batch of durable lease changes, and
+//! `RestoreLeases` (root and ctld only) for a backup's leases.
 
 use std::sync::{Arc, Mutex};
 
-use bus_schema::bus::{DHCP_PATH, DhcpLease, LeaseChange};
+use bus_schema::bus::{BusError, DHCP_PATH, DhcpLease, LeaseChange, authorize};
 use tokio::sync::mpsc;
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
-use crate::core::{Core, bus_lease};
+use crate::core::{Core, bus_lease, now};
+use crate::serve::make_durable;
 use crate::server::Change;
+
+const IFACE: &str = "org.oxwrt.Dhcp1";
 
 /// The served object.
 #[derive(Debug)]
@@ -40,6 +45,39 @@ impl Dhcp1 {
         u32::try_from(self.core().lease_count()).unwrap_or(u32::MAX)
     }
 
+    /// Takes back a backup's leases: each one its pool would still give
+    /// that client now, unless the client holds a lease there already.
+    /// They are durable (and announced) before the answer: how many were
+    /// taken back, and each one left out with why.
+    async fn restore_leases(
+        &self,
+        leases: Vec<DhcpLease>,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(u32, Vec<String>), BusError> {
+        authorize(conn, &header, IFACE, "RestoreLeases").await?;
+        let restored = self.core().restore(&leases, now());
+        if let Some(flush) = restored.flush
+            && !make_durable(flush).await
+        {
+            return Err(BusError::Failed(
+                "the restored leases are not durable: they hold until dhcpd restarts".into(),
+            ));
+        }
+        tracing::info!(
+            restored = restored.changes.len(),
+            skipped = restored.skipped.len(),
+            "leases restored from a backup"
+        );
+        if !restored.changes.is_empty() {
+            Self::leases_changed(&emitter, wire(&restored.changes)).await?;
+            self.lease_count_changed(&emitter).await?;
+        }
+        let n = u32::try_from(restored.changes.len()).unwrap_or(u32::MAX);
+        Ok((n, restored.skipped))
+    }
+
     /// Lease changes, one signal per batch, in order.
     #[zbus(signal)]
     async fn leases_changed(
@@ -57,14 +95,7 @@ pub async fn publish(conn: zbus::Connection, mut changes: mpsc::UnboundedReceive
         while let Ok(more) = changes.try_recv() {
             batch.extend(more);
         }
-        let wire: Vec<LeaseChange> = batch
-            .iter()
-            .map(|c| LeaseChange {
-                event: c.event.as_str().to_string(),
-                lease: bus_lease(&c.lease),
-            })
-            .collect();
-        if let Err(e) = emit(&conn, wire).await {
+        if let Err(e) = emit(&conn, wire(&batch)).await {
             tracing::warn!("publish lease changes on the bus: {e}");
         }
     }
@@ -78,4 +109,15 @@ async fn emit(conn: &zbus::Connection, changes: Vec<LeaseChange>) -> zbus::Resul
     let emitter = iface.signal_emitter();
     Dhcp1::leases_changed(emitter, changes).await?;
     iface.get().await.lease_count_changed(emitter).await
+}
+
+/// Lease changes as the bus shows them.
+fn wire(changes: &[Change]) -> Vec<LeaseChange> {
+    changes
+        .iter()
+        .map(|c| LeaseChange {
+            event: c.event.as_str().to_string(),
+            lease: bus_lease(&c.lease),
+        })
+        .collect()
 }

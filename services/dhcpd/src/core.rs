@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bus_schema::bus::DhcpLease;
 use bus_schema::config::Sections;
 use bus_schema::config::model::{Dhcp, Network};
+use bus_schema::config::value::MacAddr;
 
 use crate::io::{Incoming, Outgoing, Sockets};
 use crate::journal::{Compacted, Compaction, Flush, Journal};
@@ -68,6 +69,17 @@ impl Decided {
         self.acks.clear();
         self.changes.clear();
     }
+}
+
+/// What a restore of leases did.
+#[derive(Debug)]
+pub struct Restored {
+    /// The leases taken back, as grants.
+    pub changes: Vec<Change>,
+    /// The leases left out, with why.
+    pub skipped: Vec<String>,
+    /// The grants, to make durable before they are reported.
+    pub flush: Option<Flush>,
 }
 
 /// dhcpd's state.
@@ -184,6 +196,36 @@ impl Core {
             self.journal.append(c);
         }
         (changes, self.journal.take())
+    }
+
+    /// Takes back leases from a backup (see [`Server::restore`]); returns
+    /// the grants and their flush, which the caller runs outside the
+    /// lock, and the leases left out with why.
+    pub fn restore(&mut self, leases: &[DhcpLease], now: u64) -> Restored {
+        let mut skipped = Vec::new();
+        let mut parsed = Vec::new();
+        for l in leases {
+            match (l.mac.parse::<MacAddr>(), l.ip.parse()) {
+                (Ok(mac), Ok(ip)) => parsed.push(Lease {
+                    mac: mac.0,
+                    ip,
+                    hostname: (!l.hostname.is_empty()).then(|| l.hostname.clone()),
+                    expires: l.expires,
+                    network: l.network.clone(),
+                }),
+                _ => skipped.push(format!("{} {}: not a MAC and an address", l.mac, l.ip)),
+            }
+        }
+        let (changes, left_out) = self.server.restore(parsed, now);
+        skipped.extend(left_out);
+        for c in &changes {
+            self.journal.append(c);
+        }
+        Restored {
+            flush: self.journal.take(),
+            changes,
+            skipped,
+        }
     }
 
     /// The network a device carries (the pool's), if it is served.

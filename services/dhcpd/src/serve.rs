@@ -150,7 +150,7 @@ async fn send(raw: &RawSender, replies: &[Outgoing]) {
 /// Runs `flush` on a blocking thread without the core's lock (datagrams
 /// keep being received and the bus keeps answering meanwhile); `false`
 /// means the flushed changes are not durable.
-async fn make_durable(flush: Flush) -> bool {
+pub async fn make_durable(flush: Flush) -> bool {
     blocking(move || flush.run()).await.is_some()
 }
 

@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use dhcproto::Encodable;
 use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode, UnknownOption};
 
-use crate::leases::{Lease, LeaseError, Leases, Mac};
+use crate::leases::{Lease, LeaseError, Leases, Mac, mac_string};
 use crate::packet::{self, ClientMessage, PacketError, Request};
 use crate::pool::{Pool, PoolError};
 
@@ -190,6 +190,48 @@ impl Server {
     /// The lease table.
     pub fn leases(&self) -> &Leases {
         &self.leases
+    }
+
+    /// Takes back leases from a backup: each one whose address its pool
+    /// would still give that client at `now` (its static address, or a
+    /// free one of the range), unless the client holds a lease on that
+    /// network already (the live one wins). Returns the grants, and the
+    /// leases left out with why.
+    pub fn restore(&mut self, leases: Vec<Lease>, now: u64) -> (Vec<Change>, Vec<String>) {
+        let (mut changes, mut skipped) = (Vec::new(), Vec::new());
+        for lease in leases {
+            let why = if lease.expires <= now {
+                Some("expired")
+            } else if self
+                .leases
+                .by_mac(&lease.network, &lease.mac)
+                .is_some_and(|l| l.expires > now)
+            {
+                Some("the client holds a lease there now")
+            } else if !self.pools.iter().any(|p| {
+                p.network() == lease.network && p.available(lease.ip, &lease.mac, &self.leases, now)
+            }) {
+                Some("no pool would give it that address now")
+            } else {
+                None
+            };
+            match why {
+                Some(why) => skipped.push(format!(
+                    "{} {} on {}: {why}",
+                    mac_string(&lease.mac),
+                    lease.ip,
+                    lease.network
+                )),
+                None => {
+                    self.leases.insert(lease.clone());
+                    changes.push(Change {
+                        event: Event::Granted,
+                        lease,
+                    });
+                }
+            }
+        }
+        (changes, skipped)
     }
 
     /// Ends the leases that ran out by `now` and returns them.

@@ -469,3 +469,59 @@ fn never_panics_on_mutated_input() {
     // The mutations exercise both paths.
     assert!(answered > 100 && dropped > 100, "{answered} {dropped}");
 }
+
+#[test]
+fn a_backups_leases_come_back_where_the_pools_and_live_leases_allow() {
+    use crate::leases::tests::lease;
+    let mut s = server();
+    let now = 1000;
+    // A live lease: its client and its address are taken.
+    let live_mac = [2, 0, 0, 0, 0, 9];
+    let live = lease_for(&mut s, &live_mac, now);
+    let backup = vec![
+        lease(1, [10, 0, 0, 11], now + 600),    // free in the range: back
+        lease(0x55, [10, 0, 0, 12], now + 600), // the printer's static address: back
+        lease(2, [10, 0, 0, 13], now),          // ran out
+        lease(9, [10, 0, 0, 13], now + 600),    // its client holds another now
+        lease(3, live.octets(), now + 600),     // another client holds it
+        lease(4, [10, 0, 0, 12], now + 600),    // someone's static address
+        lease(5, [10, 0, 0, 200], now + 600),   // outside the range
+        Lease {
+            network: "guest".into(),
+            ..lease(6, [10, 0, 0, 11], now + 600)
+        }, // no pool
+    ];
+    let (changes, skipped) = s.restore(backup, now);
+    let back: Vec<(u8, Ipv4Addr)> = changes
+        .iter()
+        .map(|c| (c.lease.mac[5], c.lease.ip))
+        .collect();
+    assert_eq!(
+        back,
+        [
+            (1, Ipv4Addr::new(10, 0, 0, 11)),
+            (0x55, Ipv4Addr::new(10, 0, 0, 12))
+        ]
+    );
+    assert!(changes.iter().all(|c| c.event == Event::Granted));
+    assert_eq!(skipped.len(), 6, "{skipped:?}");
+    assert!(skipped[0].ends_with(": expired"), "{skipped:?}");
+    assert!(
+        skipped[1].contains("holds a lease there now"),
+        "{skipped:?}"
+    );
+    assert_eq!(
+        s.leases()
+            .by_ip(Ipv4Addr::new(10, 0, 0, 11))
+            .map(|l| l.mac[5]),
+        Some(1)
+    );
+    assert_eq!(s.leases().by_ip(live).map(|l| l.mac), Some(live_mac));
+    // A restored lease is its client's: a renewal is acked.
+    let acked = s.handle(
+        "lan",
+        &renew(&[2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 11)),
+        now + 1,
+    );
+    assert_eq!(only_reply(&acked.expect("ack")).kind, ReplyKind::Ack);
+}

@@ -14,6 +14,8 @@ use crate::router::Router;
 use crate::spine::{BoxError, built};
 
 const LIMIT: Duration = Duration::from_secs(300);
+/// The DHCP host whose lease a backup keeps.
+const HOST_MAC: &str = "02:00:00:00:01:77";
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The LAN bridge's MTU as the test sets it first, and the edit it
@@ -150,7 +152,8 @@ fn clients(entries: &[(&str, &str, &str)]) -> String {
 #[test]
 fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
     testing::run(LIMIT, |scope| {
-        let (router, dir) = boot(scope)?;
+        let (mut router, dir) = boot(scope)?;
+        let host = router.host(HOST_MAC)?;
         let ctl = Ctl::new(&router, &dir)?;
 
         // A new key, authorized in the router's config.
@@ -296,7 +299,11 @@ fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
         );
         assert_eq!(ctl.generation()?, kept);
 
-        // backup, a deliberate bad change, restore.
+        // backup, a deliberate bad change, restore: the config and a DHCP
+        // host's lease, released after the backup, come back.
+        let udhcpc = host.udhcpc("restored", &[]);
+        host.wait_event(&["bound"]);
+        let leased = router.wait_lease("the host's lease", |l| l.mac == HOST_MAC)?;
         let backup = dir.join("backup.tar.gz");
         ctl.ok(&admin, &["backup", "-o", &backup.display().to_string()])?;
         let mode = std::fs::metadata(&backup)?.permissions();
@@ -304,6 +311,11 @@ fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
             std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
             0o600
         );
+        udhcpc.signal("USR2"); // DHCPRELEASE
+        wait_for("the host's release", Instant::now() + WAIT, || {
+            let leases = router.leases().ok()?;
+            leases.iter().all(|l| l.mac != HOST_MAC).then_some(())
+        })?;
         std::fs::write(
             &local,
             running.replacen(MTU, "bridge = \"br-lan\"\nmtu = 1280\n", 1),
@@ -313,11 +325,17 @@ fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
         ctl.wait_mtu(1280, "the bad change")?;
         let out = ctl.run(&admin, &["restore", &backup.display().to_string()])?;
         assert_eq!(out.status.code(), Some(64), "{}", describe(&out));
-        ctl.ok(
+        let restored = ctl.ok(
             &admin,
             &["restore", "--confirm", &backup.display().to_string()],
         )?;
         ctl.wait_mtu(1400, "the backed-up MTU")?;
+        assert!(
+            restored.contains("leases: 1 restored, 0 left out"),
+            "{restored}"
+        );
+        let back = router.leases()?;
+        assert!(back.contains(&leased), "{leased:?} not in {back:?}");
 
         // Every mutation is in the audit log, with who and generations.
         let audit: serde_json::Value =

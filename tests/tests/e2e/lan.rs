@@ -21,12 +21,12 @@ const WAIT: Duration = Duration::from_secs(60);
 const STATIC_MAC: &str = "02:00:00:00:01:50";
 
 impl Router {
-    fn leases(&self) -> Result<Vec<DhcpLease>, BoxError> {
+    pub(crate) fn leases(&self) -> Result<Vec<DhcpLease>, BoxError> {
         let dhcp = self.rt.block_on(Dhcp1Proxy::new(&self.conn))?;
         Ok(self.rt.block_on(dhcp.leases())?)
     }
 
-    fn wait_lease(
+    pub(crate) fn wait_lease(
         &self,
         what: &str,
         pred: impl Fn(&DhcpLease) -> bool,
@@ -37,7 +37,7 @@ impl Router {
     }
 
     /// A new host on the LAN switch with its DHCP clients.
-    fn host(&mut self, mac: &str) -> Result<DhcpClient, BoxError> {
+    pub(crate) fn host(&mut self, mac: &str) -> Result<DhcpClient, BoxError> {
         let ns = self.lab.add_host(mac)?;
         let dir = self.lab.dir().join(format!("dhcp-{ns}"));
         Ok(DhcpClient::new(&ns, &dir))

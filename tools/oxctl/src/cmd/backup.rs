@@ -3,8 +3,9 @@
 //! A backup is a tar.gz (mode 0600: it holds every secret) of
 //! `oxwrt.toml`, `oxwrt.secrets.toml`, `leases.json` (dhcpd's leases at
 //! the time), `backup.json` (hostname, generation) and, with
-//! `--with-server-key`, `server.key` (ctld's identity, so the restored router
-//! keeps the key operators pinned).
+//! `--with-server-key`, `server.key` (ctld's identity, for a replacement
+//! router to keep the key operators pinned; installed by hand, not by
+//! `restore`). `restore` sends the pair and the leases.
 
 use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -67,11 +68,18 @@ pub async fn backup(s: &Session, out_path: &Path, server_key: bool) -> Result<()
     Ok(())
 }
 
-/// The config pair in a backup.
-fn read_pair(path: &Path) -> Result<ConfigPair, Failure> {
+/// What `restore` takes from a backup.
+struct Backup {
+    pair: ConfigPair,
+    /// `leases.json`, or empty.
+    leases_json: String,
+}
+
+/// The config pair and the leases in a backup.
+fn read_backup(path: &Path) -> Result<Backup, Failure> {
     let file = std::fs::File::open(path).map_err(io(path))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut pair = (None, None);
+    let (mut public, mut secrets, mut leases) = (None, None, None);
     for entry in archive.entries().map_err(io(path))? {
         let mut entry = entry.map_err(io(path))?;
         let name = entry
@@ -80,33 +88,38 @@ fn read_pair(path: &Path) -> Result<ConfigPair, Failure> {
             .to_string_lossy()
             .into_owned();
         let slot = match name.as_str() {
-            "oxwrt.toml" => &mut pair.0,
-            "oxwrt.secrets.toml" => &mut pair.1,
+            "oxwrt.toml" => &mut public,
+            "oxwrt.secrets.toml" => &mut secrets,
+            "leases.json" => &mut leases,
             _ => continue,
         };
         let mut text = String::new();
         entry.read_to_string(&mut text).map_err(io(path))?;
         *slot = Some(text);
     }
-    match pair {
-        (Some(public), secrets) => Ok(ConfigPair {
-            public,
-            secrets: secrets.unwrap_or_default(),
-        }),
-        (None, _) => Err(Failure::Usage(format!(
+    let public = public.ok_or_else(|| {
+        Failure::Usage(format!(
             "{}: not an oxctl backup (no oxwrt.toml in it)",
             path.display()
-        ))),
-    }
+        ))
+    })?;
+    Ok(Backup {
+        pair: ConfigPair {
+            public,
+            secrets: secrets.unwrap_or_default(),
+        },
+        leases_json: leases.unwrap_or_default(),
+    })
 }
 
 /// `restore FILE --confirm`: the backed-up pair is validated and applied
 /// like a push and a reload.
 pub async fn restore(s: &Session, path: &Path, confirm: bool, out: Out) -> Result<(), Failure> {
-    let pair = read_pair(path)?;
+    let backup = read_backup(path)?;
     let call = Call::Restore(RestoreRequest {
-        pair: Some(pair),
+        pair: Some(backup.pair),
         confirm,
+        leases_json: backup.leases_json,
     });
     match s.call(call).await? {
         Reply::Applied(a) => out.print(render::applied(&a, false), render::applied_json(&a)),

@@ -196,6 +196,16 @@ pub fn applied(a: &Applied, dry_run: bool) -> String {
             ));
         }
     }
+    if a.leases_restored > 0 || !a.leases_skipped.is_empty() {
+        out.push_str(&format!(
+            "leases: {} restored, {} left out\n",
+            a.leases_restored,
+            a.leases_skipped.len()
+        ));
+        for why in &a.leases_skipped {
+            out.push_str(&format!("  {why}\n"));
+        }
+    }
     out
 }
 
@@ -209,6 +219,8 @@ pub fn applied_json(a: &Applied) -> Value {
         "diff": a.diff.iter().map(|d| json!({"section": d.section, "diff": d.diff})).collect::<Vec<_>>(),
         "confirm_deadline": a.confirm_deadline,
         "warnings": a.warnings,
+        "leases_restored": a.leases_restored,
+        "leases_skipped": a.leases_skipped,
     })
 }
 
