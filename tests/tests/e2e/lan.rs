@@ -84,19 +84,10 @@ fn dhcpd_leases_to_lan_hosts_keeps_leases_across_a_restart_and_a_config_change()
         // renewal keeps the address.
         let init = router.rt.block_on(Init1Proxy::new(&router.conn))?;
         let before = router.leases()?;
-        let pid = |router: &Router| -> Option<u32> {
-            router
-                .rt
-                .block_on(init.list_services())
-                .ok()?
-                .into_iter()
-                .find(|s| s.name == "dhcpd" && s.state == "running")
-                .map(|s| s.pid)
-        };
-        let old_pid = pid(&router).ok_or("dhcpd is not running")?;
+        let old_pid = router.running_pid("dhcpd").ok_or("dhcpd is not running")?;
         router.rt.block_on(init.restart("dhcpd"))?;
         wait_for("dhcpd running again", Instant::now() + WAIT, || {
-            pid(&router).filter(|p| *p != old_pid)
+            router.running_pid("dhcpd").filter(|p| *p != old_pid)
         })?;
         assert_eq!(router.leases()?, before);
         std::thread::sleep(Duration::from_millis(1100));

@@ -34,6 +34,17 @@ pub(crate) struct Router {
 }
 
 impl Router {
+    /// The pid of service `name` while oxinit reports it running.
+    pub(crate) fn running_pid(&self, name: &str) -> Option<u32> {
+        let init = self.rt.block_on(Init1Proxy::new(&self.conn)).ok()?;
+        self.rt
+            .block_on(init.list_services())
+            .ok()?
+            .into_iter()
+            .find(|s| s.name == name && s.state == "running")
+            .map(|s| s.pid)
+    }
+
     pub(crate) fn boot(scope: &Scope, lan_clients: usize) -> Result<Router, BoxError> {
         let oxinit = built("oxinit")?;
         for daemon in ["configd", "netd", "fwd", "dhcpd", "dnsd", "ctld"] {
