@@ -19,12 +19,14 @@ const IFACE: &str = "org.oxwrt.Dhcp1";
 #[derive(Debug)]
 pub struct Dhcp1 {
     core: Arc<Mutex<Core>>,
+    /// The lease changes [`publish`] announces.
+    announce: mpsc::UnboundedSender<Vec<Change>>,
 }
 
 impl Dhcp1 {
-    /// The object for `core`.
-    pub fn new(core: Arc<Mutex<Core>>) -> Self {
-        Self { core }
+    /// The object for `core`; its own lease changes go to `announce`.
+    pub fn new(core: Arc<Mutex<Core>>, announce: mpsc::UnboundedSender<Vec<Change>>) -> Self {
+        Self { core, announce }
     }
 
     fn core(&self) -> std::sync::MutexGuard<'_, Core> {
@@ -47,14 +49,14 @@ impl Dhcp1 {
 
     /// Takes back a backup's leases: each one its pool would still give
     /// that client now, unless the client holds a lease there already.
-    /// They are durable (and announced) before the answer: how many were
-    /// taken back, and each one left out with why.
+    /// They are durable before the answer, and announced with the other
+    /// lease changes, in order: how many were taken back, and each one
+    /// left out with why.
     async fn restore_leases(
         &self,
         leases: Vec<DhcpLease>,
         #[zbus(connection)] conn: &zbus::Connection,
         #[zbus(header)] header: Header<'_>,
-        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(u32, Vec<String>), BusError> {
         authorize(conn, &header, IFACE, "RestoreLeases").await?;
         let restored = self.core().restore(&leases, now());
@@ -70,11 +72,10 @@ impl Dhcp1 {
             skipped = restored.skipped.len(),
             "leases restored from a backup"
         );
-        if !restored.changes.is_empty() {
-            Self::leases_changed(&emitter, wire(&restored.changes)).await?;
-            self.lease_count_changed(&emitter).await?;
-        }
         let n = u32::try_from(restored.changes.len()).unwrap_or(u32::MAX);
+        if !restored.changes.is_empty() {
+            let _ = self.announce.send(restored.changes);
+        }
         Ok((n, restored.skipped))
     }
 
@@ -95,7 +96,14 @@ pub async fn publish(conn: zbus::Connection, mut changes: mpsc::UnboundedReceive
         while let Ok(more) = changes.try_recv() {
             batch.extend(more);
         }
-        if let Err(e) = emit(&conn, wire(&batch)).await {
+        let wire: Vec<LeaseChange> = batch
+            .iter()
+            .map(|c| LeaseChange {
+                event: c.event.as_str().to_string(),
+                lease: bus_lease(&c.lease),
+            })
+            .collect();
+        if let Err(e) = emit(&conn, wire).await {
             tracing::warn!("publish lease changes on the bus: {e}");
         }
     }
@@ -109,15 +117,4 @@ async fn emit(conn: &zbus::Connection, changes: Vec<LeaseChange>) -> zbus::Resul
     let emitter = iface.signal_emitter();
     Dhcp1::leases_changed(emitter, changes).await?;
     iface.get().await.lease_count_changed(emitter).await
-}
-
-/// Lease changes as the bus shows them.
-fn wire(changes: &[Change]) -> Vec<LeaseChange> {
-    changes
-        .iter()
-        .map(|c| LeaseChange {
-            event: c.event.as_str().to_string(),
-            lease: bus_lease(&c.lease),
-        })
-        .collect()
 }

@@ -192,10 +192,17 @@ impl Core {
     /// their flush, which the caller runs outside the lock.
     pub fn expire(&mut self, now: u64) -> (Vec<Change>, Option<Flush>) {
         let changes = self.server.expire(now);
-        for c in &changes {
+        let flush = self.record(&changes);
+        (changes, flush)
+    }
+
+    /// Queues `changes` in the journal; their flush, for the caller to run
+    /// outside the lock.
+    fn record(&mut self, changes: &[Change]) -> Option<Flush> {
+        for c in changes {
             self.journal.append(c);
         }
-        (changes, self.journal.take())
+        self.journal.take()
     }
 
     /// Takes back leases from a backup (see [`Server::restore`]); returns
@@ -218,11 +225,8 @@ impl Core {
         }
         let (changes, left_out) = self.server.restore(parsed, now);
         skipped.extend(left_out);
-        for c in &changes {
-            self.journal.append(c);
-        }
         Restored {
-            flush: self.journal.take(),
+            flush: self.record(&changes),
             changes,
             skipped,
         }

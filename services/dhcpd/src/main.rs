@@ -92,14 +92,14 @@ async fn main() -> ExitCode {
         _ => {
             eprintln!("usage: dhcpd [--config FILE [--state DIR]]");
             // EX_USAGE (sysexits).
-            return ExitCode::from(64);
+            return ExitCode::from(exit::USAGE);
         }
     }
     let mut running = match start(&state) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let iface = Dhcp1::new(running.core.clone());
+    let iface = Dhcp1::new(running.core.clone(), running.announce.clone());
     let serve = Box::new(|b: zbus::connection::Builder<'static>| b.serve_at(DHCP_PATH, iface));
     let domain = Dhcp {
         core: running.core.clone(),

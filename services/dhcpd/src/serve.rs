@@ -39,6 +39,9 @@ pub struct Running {
     pub core: Arc<Mutex<Core>>,
     /// Lease changes, one batch per message.
     pub changes: Option<mpsc::UnboundedReceiver<Vec<Change>>>,
+    /// Where other durable lease changes (a restore's) join the loops'
+    /// batches, in order.
+    pub announce: mpsc::UnboundedSender<Vec<Change>>,
     tasks: [JoinHandle<()>; 2],
 }
 
@@ -58,11 +61,12 @@ impl Running {
         )));
         let tasks = [
             tokio::spawn(decide(core.clone(), raw, queue_rx, changes_tx.clone())),
-            tokio::spawn(tick(core.clone(), changes_tx)),
+            tokio::spawn(tick(core.clone(), changes_tx.clone())),
         ];
         Ok(Running {
             core,
             changes: Some(changes),
+            announce: changes_tx,
             tasks,
         })
     }

@@ -48,7 +48,7 @@ fn dhcp1_signals_grants_renewals_releases_and_expiries() {
         .build()
         .expect("runtime");
     let (proxy, mut signals) = rt.block_on(async {
-        let iface = dhcpd::bus::Dhcp1::new(dhcpd.core.clone());
+        let iface = dhcpd::bus::Dhcp1::new(dhcpd.core.clone(), dhcpd.announce.clone());
         let server = bus.serve(DHCP_PATH, "org.oxwrt.Dhcp", iface).await;
         let proxy = Dhcp1Proxy::new(&bus.client().await).await.expect("proxy");
         let signals = proxy.receive_leases_changed().await.expect("subscribe");

@@ -17,7 +17,7 @@ use dhcpd::serve::{Running, lock};
 use oxwrt_lab::dhcp_client::DhcpClient;
 pub use oxwrt_lab::dhcp_client::WAIT;
 pub use oxwrt_lab::scratch::Netns;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 /// The LAN's config: pool .100-.150, options, one static lease.
@@ -59,6 +59,8 @@ pub struct Dhcpd {
     pub core: Arc<Mutex<Core>>,
     /// Its lease changes, for a test that publishes them.
     pub changes: Option<UnboundedReceiver<Vec<Change>>>,
+    /// Where its bus object sends lease changes of its own.
+    pub announce: UnboundedSender<Vec<Change>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -74,14 +76,19 @@ impl Dhcpd {
         let thread = ns.spawn(move || async move {
             let mut running = Running::start(&dir).expect("start dhcpd");
             lock(&running.core).apply(&sections).expect("apply");
-            let ready = (running.core.clone(), running.changes.take());
+            let ready = (
+                running.core.clone(),
+                running.changes.take(),
+                running.announce.clone(),
+            );
             ready_tx.send(ready).expect("report ready");
             let _ = stop_rx.await;
         });
-        let (core, changes) = ready_rx.recv_timeout(WAIT).expect("dhcpd started");
+        let (core, changes, announce) = ready_rx.recv_timeout(WAIT).expect("dhcpd started");
         Dhcpd {
             core,
             changes,
+            announce,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
