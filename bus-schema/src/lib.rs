@@ -11,6 +11,10 @@ pub mod control;
 /// Exit statuses of oxwrt processes (sysexits), which oxinit reads to
 /// decide whether to respawn.
 pub mod exit {
+    /// A command line that makes no sense.
+    pub const USAGE: u8 = 64;
+    /// Try again later (oxctl: over the rate limit).
+    pub const TEMPFAIL: u8 = 75;
     /// Internal error: respawned with backoff.
     pub const SOFTWARE: u8 = 70;
     /// Missing permission.

@@ -50,7 +50,7 @@ async fn main() -> ExitCode {
     if std::env::args().len() > 1 {
         eprintln!("usage: ctld (configured by [control] through configd)");
         // EX_USAGE (sysexits).
-        return ExitCode::from(64);
+        return ExitCode::from(exit::USAGE);
     }
     let env = Env::from_process();
     let dir = env.state.join("ctld");

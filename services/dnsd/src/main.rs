@@ -72,7 +72,7 @@ async fn main() -> ExitCode {
         _ => {
             eprintln!("usage: dnsd [--config FILE]");
             // EX_USAGE (sysexits).
-            return ExitCode::from(64);
+            return ExitCode::from(exit::USAGE);
         }
     }
     let shared = Shared::new(0);

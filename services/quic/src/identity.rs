@@ -82,12 +82,7 @@ impl Identity {
             });
         }
         let text = std::fs::read_to_string(path).map_err(io("read", path))?;
-        let seed: [u8; 32] = decode_hex(text.trim())
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| IdentityError::Malformed(path.to_path_buf()))?;
-        Ok(Self {
-            key: SigningKey::from_bytes(&seed),
-        })
+        Self::from_private_hex(&text).ok_or_else(|| IdentityError::Malformed(path.to_path_buf()))
     }
 
     /// The key in `path`, made (with its directory) on first use.

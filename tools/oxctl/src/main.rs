@@ -21,9 +21,6 @@ use crate::cmd::Out;
 use crate::remote::target::Wanted;
 use crate::remote::{Failure, Session, Target};
 
-/// sysexits(3) EX_CONFIG: the config is invalid.
-pub const EX_CONFIG: u8 = remote::exit::CONFIG;
-
 #[derive(Debug, Parser)]
 #[command(name = "oxctl", version, about = "Operate an oxwrt router")]
 pub struct Cli {

@@ -2,27 +2,16 @@
 
 use std::time::Duration;
 
+use bus_schema::config::value::parse_duration_secs;
 use bus_schema::control::{Call, Empty, ReloadRequest, Reply, RollbackRequest};
 
 use crate::remote::{Failure, Session, render};
 
 use super::{Out, unexpected};
 
-/// `90`, `90s`, `5m`, `1h`.
+/// `90`, `90s`, `5m`, `1h`: the config's duration syntax.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (n, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (90s, 5m, 1h)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{s:?} is not a duration (90s, 5m, 1h)")),
-    };
-    Ok(Duration::from_secs(secs))
+    parse_duration_secs(s).map(Duration::from_secs)
 }
 
 /// `reload [--dry-run] [--confirm-within DURATION] [--comment TEXT]`.

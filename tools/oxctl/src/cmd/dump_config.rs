@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use bus_schema::config::{dump_redacted, load_files};
 
-use crate::{ConfigArgs, EX_CONFIG};
+use bus_schema::exit::CONFIG as EX_CONFIG;
+
+use crate::ConfigArgs;
 
 /// Prints the config as TOML with defaults filled in and every secret `<redacted>`.
 pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use bus_schema::config::load_files;
 
-use crate::{ConfigArgs, EX_CONFIG};
+use bus_schema::exit::CONFIG as EX_CONFIG;
+
+use crate::ConfigArgs;
 
 /// Prints every finding; exits 0 when valid, 78 when not.
 pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use bus_schema::config::{SECRETS_FILE_NAME, SecretsFile, SourceFile, check_pair};
 
-use crate::EX_CONFIG;
+use bus_schema::exit::CONFIG as EX_CONFIG;
 
 /// How the WAN gets its address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

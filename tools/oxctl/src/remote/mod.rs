@@ -23,18 +23,12 @@ const CLOSE_GRACE: Duration = Duration::from_millis(10);
 /// How long a first contact may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Exit codes (sysexits(3)): scripts can tell these apart.
+/// Exit codes: the sysexits(3) ones the daemons use too (64 usage, 69
+/// router unreachable, 75 rate limited, 77 key refused or role not
+/// allowed, 78 invalid config), and oxctl's own; scripts can tell them
+/// apart.
 pub mod exit {
-    /// A command line that makes no sense.
-    pub const USAGE: u8 = 64;
-    /// The router could not be reached.
-    pub const UNAVAILABLE: u8 = 69;
-    /// Over the rate limit: try again later.
-    pub const TEMPFAIL: u8 = 75;
-    /// Authentication or authorization failed.
-    pub const NO_PERM: u8 = 77;
-    /// The config is invalid (also `oxctl validate`'s).
-    pub const CONFIG: u8 = 78;
+    pub use bus_schema::exit::{CONFIG, NO_PERM, TEMPFAIL, UNAVAILABLE, USAGE};
     /// The router could not do what was asked.
     pub const REMOTE: u8 = 1;
     /// Interrupted (SIGINT), as shells report it.
@@ -288,7 +282,7 @@ impl Session {
     /// lost close the same second chance.
     pub async fn close(self) {
         let grace = self.conn.rtt() * 3 + CLOSE_GRACE;
-        self.conn.close(0u8.into(), b"done");
+        self.conn.close(close::DONE.into(), b"done");
         let _ = tokio::time::timeout(grace, self.endpoint.wait_idle()).await;
     }
 }
