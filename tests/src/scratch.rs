@@ -74,14 +74,7 @@ impl Netns {
     /// Runs `f` on a thread inside the namespace; a panic in it is passed
     /// on.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                enter(&self.0).unwrap_or_else(|e| panic!("enter {}: {e}", self.0));
-                f()
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        run_in(&self.0, f)
     }
 
     /// Runs the future `f` makes on a thread inside the namespace, with a
@@ -116,6 +109,20 @@ fn current_thread_runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
+}
+
+/// Runs `f` on a thread inside network namespace `ns` (a name under
+/// `/run/netns`, this scratch namespace or another); the processes it
+/// starts live there too. A panic in it is passed on.
+pub fn run_in<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter(ns).unwrap_or_else(|e| panic!("enter {ns}: {e}"));
+            f()
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Moves the calling thread into network namespace `ns` (a name under

@@ -22,6 +22,10 @@ use sha2::{Digest, Sha256};
 pub const PROTOCOL_VERSION: u32 = 1;
 /// TLS application protocol of the control plane.
 pub const ALPN: &[u8] = b"oxwrt-ctl/1";
+
+/// ctld's private key, below the state directory (`$STATE`, on a router
+/// `/var/lib/oxwrt`): 64 hex digits, mode 0600.
+pub const SERVER_KEY_FILE: &str = "ctld/server.key";
 /// Largest frame a client may send: a config pair with room to spare.
 pub const MAX_REQUEST: usize = 1 << 20;
 /// Largest frame the server sends: a backup.

@@ -10,6 +10,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use bus_schema::control::SERVER_KEY_FILE;
 use bus_schema::exit;
 use ctld::audit::Audit;
 use ctld::server::{Listeners, Server};
@@ -54,7 +55,7 @@ async fn main() -> ExitCode {
     }
     let env = Env::from_process();
     let dir = env.state.join("ctld");
-    let identity = match Identity::load_or_create(&dir.join("server.key")) {
+    let identity = match Identity::load_or_create(&env.state.join(SERVER_KEY_FILE)) {
         Ok(id) => id,
         Err(e) => {
             tracing::error!("server key: {e}");

@@ -167,7 +167,10 @@ impl Lab {
     /// Waits until ctld has made its server key and records its public
     /// half (the key operators pin) in the lab's info.
     pub fn wait_control(&mut self, timeout: Duration) -> Result<(), LabError> {
-        let path = self.root().join("var/lib/oxwrt/ctld/server.key");
+        let path = self
+            .root()
+            .join("var/lib/oxwrt")
+            .join(bus_schema::control::SERVER_KEY_FILE);
         let key = crate::wait::wait_for("ctld's server key", Instant::now() + timeout, || {
             oxwrt_quic::Identity::load(&path).ok()
         })

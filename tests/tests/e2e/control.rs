@@ -601,8 +601,7 @@ mod raw {
         server_key: &str,
         key: &Identity,
     ) -> Result<(), BoxError> {
-        let netns = std::fs::File::open(format!("/run/netns/{ns}"))?;
-        nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        oxwrt_lab::scratch::enter(ns)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

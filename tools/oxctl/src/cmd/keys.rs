@@ -36,7 +36,7 @@ pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
 /// Prints ctld's public key from its key file under `state` (on the
 /// router: `/var/lib/oxwrt`).
 pub fn print_server_key(state: &Path) -> anyhow::Result<ExitCode> {
-    let path = state.join("ctld").join("server.key");
+    let path = state.join(bus_schema::control::SERVER_KEY_FILE);
     let id = Identity::load(&path).with_context(|| {
         format!(
             "ctld makes its key at first start; is this the router, and has ctld run? ({})",

@@ -30,10 +30,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use clap::Args;
+use oxwrt_lab::exec::run_ok;
+use oxwrt_lab::netns;
 use oxwrt_lab::plan::ROUTER_LAN_ADDR;
-use oxwrt_lab::scratch::Netns;
+use oxwrt_lab::scratch::{self, Netns};
+use oxwrt_lab::wait::wait_for;
 use oxwrt_lab::{Boot, LAB_CONFIG_DIR, Lab, LabConfig};
 
 use super::{Guard, status_kib};
@@ -67,6 +70,10 @@ const SSH_PORT: u16 = 2222;
 const RATE: &str = "rate_limit = 100000\nrate_burst = 100000\n";
 /// Names in each blocklist the cookbook names.
 const BLOCKED: usize = 100_000;
+/// How long dropbearkey and ssh-keygen may take.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long dropbear and ssh's master connection may take to come up.
+const UP: Duration = Duration::from_secs(10);
 /// How long the router may take to lease its WAN and start ctld.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -163,20 +170,6 @@ fn boot(bin: &Path, dir: &Path) -> Result<Lab> {
     Ok(lab)
 }
 
-/// Runs `f` on a thread inside the router's namespace: the processes it
-/// starts live there, and reach ctld and dropbear over loopback.
-fn in_router<T: Send>(lab: &Lab, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    let ns = &lab.namespaces().router;
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            oxwrt_lab::scratch::enter(ns).with_context(|| format!("enter {ns}"))?;
-            f()
-        })
-        .join()
-        .map_err(|_| anyhow!("the benchmark thread panicked"))?
-    })
-}
-
 fn bench(args: &ControlArgs, lab: &Lab, bin: &Path, dir: &Path) -> Result<Report> {
     let control = lab.info().control.clone().context("the lab runs no ctld")?;
     let ctl = Oxctl {
@@ -198,31 +191,14 @@ fn bench(args: &ControlArgs, lab: &Lab, bin: &Path, dir: &Path) -> Result<Report
     // The cookbook's devices, each a veth to a namespace of their own.
     let far = Netns::new("oxbc");
     for device in devices(&b.join("oxwrt.toml"))? {
-        let router = &lab.namespaces().router;
-        run_ok(
-            "ip",
-            &[
-                "-n",
-                router,
-                "link",
-                "add",
-                &device,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &device,
-                "netns",
-                far.name(),
-            ],
-        )?;
-        run_ok("ip", &["-n", router, "link", "set", &device, "up"])?;
-        far.ip(&["link", "set", &device, "up"]);
+        netns::veth(&lab.namespaces().router, &device, far.name(), &device)?;
     }
     blocklists(lab, &b.join("oxwrt.toml"))?;
     let ctld = ctld_pid(lab)?;
 
-    in_router(lab, || {
+    // On a thread inside the router's namespace: the processes it starts
+    // live there, and reach ctld and dropbear over loopback.
+    scratch::run_in(&lab.namespaces().router, || {
         eprintln!("==> round trips: oxctl ping");
         let mut rtt: Option<Latency> = None;
         for round in 1..=args.rounds.max(1) {
@@ -464,7 +440,7 @@ fn devices(config: &Path) -> Result<Vec<String>> {
 
 /// ctld's pid: the process of that name in the router's namespace.
 fn ctld_pid(lab: &Lab) -> Result<u32> {
-    oxwrt_lab::netns::pids(&lab.namespaces().router)?
+    netns::pids(&lab.namespaces().router)?
         .into_iter()
         .find(|pid| {
             fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ctld")
@@ -475,7 +451,7 @@ fn ctld_pid(lab: &Lab) -> Result<u32> {
 /// CPU time of every thread of every process in the router's namespace
 /// so far (`/proc/PID/task/TID/schedstat`: nanoseconds on a CPU).
 fn router_cpu(lab: &Lab) -> Duration {
-    let pids = oxwrt_lab::netns::pids(&lab.namespaces().router).unwrap_or_default();
+    let pids = netns::pids(&lab.namespaces().router).unwrap_or_default();
     let mut nanos = 0u64;
     for pid in pids {
         let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -507,8 +483,12 @@ impl Ssh {
         fs::set_permissions(&home, fs::Permissions::from_mode(0o700))?;
         fs::set_permissions(home.join(".ssh"), fs::Permissions::from_mode(0o700))?;
         let host_key = dir.join("host_key").display().to_string();
-        run_ok("dropbearkey", &["-t", "ed25519", "-f", &host_key])?;
-        let public = run_ok("dropbearkey", &["-y", "-f", &host_key])?;
+        run_ok(
+            &["dropbearkey", "-t", "ed25519", "-f", &host_key],
+            TOOL_TIMEOUT,
+        )?;
+        let public = run_ok(&["dropbearkey", "-y", "-f", &host_key], TOOL_TIMEOUT)?.stdout;
+        let public = String::from_utf8_lossy(&public);
         let public = public
             .lines()
             .find(|l| l.starts_with("ssh-ed25519 "))
@@ -516,17 +496,19 @@ impl Ssh {
         let known = dir.join("known_hosts");
         fs::write(&known, format!("[{ROUTER_LAN_ADDR}]:{SSH_PORT} {public}\n"))?;
         let id = dir.join("id_ed25519");
+        let id_path = id.display().to_string();
         run_ok(
-            "ssh-keygen",
             &[
+                "ssh-keygen",
                 "-q",
                 "-t",
                 "ed25519",
                 "-N",
                 "",
                 "-f",
-                &id.display().to_string(),
+                &id_path,
             ],
+            TOOL_TIMEOUT,
         )?;
         let authorized = home.join(".ssh/authorized_keys");
         fs::copy(id.with_extension("pub"), &authorized)?;
@@ -579,16 +561,13 @@ impl Ssh {
             .spawn()
             .context("start dropbear")?;
         let guard = Guard(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.run(&[]).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "dropbear does not let ssh in; its log: {}",
-                    fs::read_to_string(self.dir.join("dropbear.log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for("dropbear to let ssh in", Instant::now() + UP, || {
+            self.run(&[]).ok()
+        })
+        .with_context(|| {
+            let log = fs::read_to_string(self.dir.join("dropbear.log")).unwrap_or_default();
+            format!("dropbear's log: {log}")
+        })?;
         Ok(guard)
     }
 
@@ -619,14 +598,9 @@ impl Ssh {
             .spawn()
             .context("start ssh's master connection")?;
         let guard = Guard(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            ensure!(
-                Instant::now() < deadline,
-                "ssh's master connection did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for("ssh's master connection", Instant::now() + UP, || {
+            socket.exists().then_some(())
+        })?;
         Ok(guard)
     }
 
@@ -653,20 +627,6 @@ fn timed(n: u32, mut f: impl FnMut() -> Result<()>) -> Result<Latency> {
         samples.push(ms(start.elapsed()));
     }
     Ok(Latency::of(samples))
-}
-
-fn run_ok(program: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("run {program}"))?;
-    ensure!(
-        out.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        describe(&out)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn describe(out: &Output) -> String {
