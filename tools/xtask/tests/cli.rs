@@ -22,6 +22,22 @@ fn xtask(state_dir: &std::path::Path, args: &[&str]) -> Result<Output, oxwrt_lab
     run(&argv, Duration::from_secs(60))
 }
 
+/// Takes a detached lab down when a check fails before the test's own
+/// `lab down` (which disarms it).
+struct Down<'a> {
+    state_dir: &'a std::path::Path,
+    name: &'a str,
+    armed: bool,
+}
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = xtask(self.state_dir, &["lab", "down", "--name", self.name]);
+        }
+    }
+}
+
 #[test]
 fn lab_up_detaches_and_lab_down_removes() {
     testing::run(Duration::from_secs(120), |_| -> TestResult {
@@ -36,6 +52,11 @@ fn lab_up_detaches_and_lab_down_removes() {
             &state_dir,
             &["lab", "up", "--name", &name, "--clients", "2"],
         )?;
+        let mut cleanup = Down {
+            state_dir: &state_dir,
+            name: &name,
+            armed: true,
+        };
         let stdout = String::from_utf8_lossy(&up.stdout);
         assert!(
             up.status.success(),
@@ -68,6 +89,31 @@ fn lab_up_detaches_and_lab_down_removes() {
         let live = netns::list()?;
         assert!(live.contains(&info.namespaces.router));
 
+        // ctld runs in the stack: a LAN client reaches it with the key and
+        // the pinned server key the lab printed.
+        let control = info.control.as_ref().ok_or("lab up runs no ctld")?;
+        let oxctl = std::path::Path::new(XTASK).with_file_name("oxctl");
+        let env = [
+            format!("OXCTL_HOST={}", control.addr),
+            format!("OXCTL_KEY={}", control.key),
+            format!("OXCTL_SERVER_KEY={}", control.server_key),
+            format!(
+                "OXCTL_CONFIG={}",
+                info.dir.join("no-client-config.toml").display()
+            ),
+        ];
+        let mut argv = vec!["ip", "netns", "exec", &info.namespaces.lan[0], "env"];
+        argv.extend(env.iter().map(String::as_str));
+        argv.extend([oxctl.to_str().ok_or("oxctl's path")?, "status"]);
+        let status = run(&argv, Duration::from_secs(30))?;
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert!(
+            status.status.success() && text.contains("client       lab (admin)"),
+            "oxctl status: {text}{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+
+        cleanup.armed = false;
         let down = xtask(&state_dir, &["lab", "down", "--name", &name])?;
         assert!(
             down.status.success(),
