@@ -216,10 +216,15 @@ fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
 
         // A dry run shows the diff and changes nothing.
         let before = ctl.generation()?;
+        let on_disk = std::fs::read(etc.join("oxwrt.toml"))?;
         let dry = ctl.ok(&admin, &["reload", "--dry-run"])?;
-        assert!(dry.contains("mtu") && dry.contains("dry run"), "{dry}");
+        assert!(
+            dry.contains("mtu") && dry.contains("+mtu = 1400") && dry.contains("dry run"),
+            "{dry}"
+        );
         assert_eq!(ctl.generation()?, before);
         assert_eq!(ctl.mtu()?, 1500);
+        assert_eq!(std::fs::read(etc.join("oxwrt.toml"))?, on_disk);
 
         // The reload applies it.
         let applied = ctl.ok(&admin, &["reload", "--comment", "smaller mtu"])?;
@@ -278,6 +283,7 @@ fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
             )
             .replacen("hostname = \"oxwrt-lab\"\n", "hostname = \"-bad-\"\n", 1);
         std::fs::write(&bad, text)?;
+        let on_disk = std::fs::read(etc.join("oxwrt.toml"))?;
         let out = ctl.run(&admin, &["config-push", &bad.display().to_string()])?;
         assert_eq!(out.status.code(), Some(78), "{}", describe(&out));
         let err = String::from_utf8_lossy(&out.stderr);
@@ -298,6 +304,7 @@ fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
             "{err}"
         );
         assert_eq!(ctl.generation()?, kept);
+        assert_eq!(std::fs::read(etc.join("oxwrt.toml"))?, on_disk);
 
         // backup, a deliberate bad change, restore: the config and a DHCP
         // host's lease, released after the backup, come back.
@@ -623,13 +630,19 @@ mod raw {
                     let (mut send, mut recv) = conn.open_bi().await?;
                     send.write_all(&bytes).await?;
                     send.finish()?;
-                    match frame::read::<Response>(&mut recv, MAX_RESPONSE)
+                    let e = match frame::read::<Response>(&mut recv, MAX_RESPONSE)
                         .await?
                         .and_then(|r| r.reply)
                     {
-                        Some(Reply::Error(e)) => Ok::<_, BoxError>(e),
-                        other => Err(format!("no error for {bytes:?}: {other:?}").into()),
+                        Some(Reply::Error(e)) => e,
+                        other => return Err(format!("no error for {bytes:?}: {other:?}").into()),
+                    };
+                    // ... and the server ends that stream after it.
+                    let after = frame::read::<Response>(&mut recv, MAX_RESPONSE).await?;
+                    if after.is_some() {
+                        return Err(format!("the stream went on after the error: {after:?}").into());
                     }
+                    Ok::<_, BoxError>(e)
                 }
             };
             // Not protobuf; cut short; over the size limit.
