@@ -20,6 +20,7 @@ use bus_schema::config::{
     CONTAINER_LINK_PREFIX, Sections,
     model::{self, NetworkKind, ServiceNetwork},
     section,
+    value::IFNAME_MAX,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,9 +36,6 @@ use crate::{
 const UID_BASE: u32 = 7200;
 /// Size of that range.
 const UID_RANGE: u32 = 800;
-/// Longest Linux interface name.
-const IFNAMSIZ: usize = 15;
-
 /// The domain: the last sections applied, and the way to the manager.
 #[derive(Debug)]
 pub struct Containers {
@@ -105,7 +103,7 @@ pub fn specs(sections: &Sections) -> Result<Vec<ServiceSpec>, String> {
                     b.name,
                     a.name,
                     link(a).unwrap_or_default(),
-                    IFNAMSIZ - CONTAINER_LINK_PREFIX.len()
+                    IFNAME_MAX - CONTAINER_LINK_PREFIX.len()
                 ));
             }
             if a.user == b.user && a.user >= UID_BASE {
@@ -153,7 +151,7 @@ fn spec(s: &model::Service, networks: &[model::Network]) -> Result<ServiceSpec, 
             let name: String = s
                 .name
                 .chars()
-                .take(IFNAMSIZ - CONTAINER_LINK_PREFIX.len())
+                .take(IFNAME_MAX - CONTAINER_LINK_PREFIX.len())
                 .collect();
             Some(Isolated {
                 bridge: lan.bridge.clone(),

@@ -344,11 +344,8 @@ fn an_operator_pushes_reloads_confirms_rolls_back_and_restores_over_quic() {
         let back = router.leases()?;
         assert!(back.contains(&leased), "{leased:?} not in {back:?}");
         // Durable: dhcpd reads it back from its journal after a restart.
-        let old_pid = router.running_pid("dhcpd").ok_or("dhcpd is not running")?;
-        assert_eq!(ctl.ok(&admin, &["restart", "dhcpd"])?, "restarted dhcpd\n");
-        wait_for("dhcpd running again", Instant::now() + WAIT, || {
-            router.running_pid("dhcpd").filter(|p| *p != old_pid)
-        })?;
+        let restart = router.restarted("dhcpd", || ctl.ok(&admin, &["restart", "dhcpd"]))?;
+        assert_eq!(restart, "restarted dhcpd\n");
         wait_for(
             "the restored lease after a restart",
             Instant::now() + WAIT,

@@ -84,11 +84,7 @@ fn dhcpd_leases_to_lan_hosts_keeps_leases_across_a_restart_and_a_config_change()
         // renewal keeps the address.
         let init = router.rt.block_on(Init1Proxy::new(&router.conn))?;
         let before = router.leases()?;
-        let old_pid = router.running_pid("dhcpd").ok_or("dhcpd is not running")?;
-        router.rt.block_on(init.restart("dhcpd"))?;
-        wait_for("dhcpd running again", Instant::now() + WAIT, || {
-            router.running_pid("dhcpd").filter(|p| *p != old_pid)
-        })?;
+        router.restarted("dhcpd", || Ok(router.rt.block_on(init.restart("dhcpd"))?))?;
         assert_eq!(router.leases()?, before);
         std::thread::sleep(Duration::from_millis(1100));
         udhcpc.signal("USR1");

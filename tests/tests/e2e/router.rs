@@ -45,6 +45,25 @@ impl Router {
             .map(|s| s.pid)
     }
 
+    /// Runs `restart` on running service `name` and waits until oxinit
+    /// reports it running again, as a new process; `restart`'s result.
+    pub(crate) fn restarted<T>(
+        &self,
+        name: &str,
+        restart: impl FnOnce() -> Result<T, BoxError>,
+    ) -> Result<T, BoxError> {
+        let old = self
+            .running_pid(name)
+            .ok_or_else(|| format!("{name} is not running"))?;
+        let result = restart()?;
+        wait_for(
+            &format!("{name} running again"),
+            Instant::now() + WAIT,
+            || self.running_pid(name).filter(|p| *p != old),
+        )?;
+        Ok(result)
+    }
+
     pub(crate) fn boot(scope: &Scope, lan_clients: usize) -> Result<Router, BoxError> {
         let oxinit = built("oxinit")?;
         for daemon in ["configd", "netd", "fwd", "dhcpd", "dnsd", "ctld"] {
